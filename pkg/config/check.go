@@ -1,0 +1,128 @@
+package config
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+
+	"github.com/superd/superd/pkg/listener"
+)
+
+// bindKey identifies what a socket binds, whatever the spelling of its
+// address: tcp://0.0.0.0:13 and tcp4://0.0.0.0:13 bind the same thing.
+type bindKey struct {
+	kind     listener.Kind // IP only: TCP and UDP ports are apart
+	ip       netip.Addr
+	port     uint16
+	path     string // UNIX: stream and datagram share the file system
+	abstract bool
+}
+
+func keyOf(a listener.Address) bindKey {
+	if a.Family == listener.Unix {
+		return bindKey{path: a.Path, abstract: a.Abstract}
+	}
+	return bindKey{kind: a.Kind, ip: a.IP, port: a.Port}
+}
+
+// occurrence is one socket of one service, where its address was written.
+type occurrence struct {
+	d    *draft
+	sock Socket
+	f    field
+}
+
+// crossCheck finds sockets that cannot all be bound: the same address
+// twice, and an IPv4 address on the port of a dual-stack [::] socket.
+// Disabled services bind nothing and are left out, so that a disabled
+// variant can keep the address of the enabled one. Port 0 (any free port)
+// never conflicts.
+func (p *parser) crossCheck(drafts []*draft) {
+	var all []occurrence
+	for _, d := range drafts {
+		if len(d.svc.Sockets) != len(d.listen) {
+			continue
+		}
+		for i, li := range d.listen {
+			all = append(all, occurrence{d: d, sock: d.svc.Sockets[i], f: li.f})
+		}
+	}
+	// Report each conflict at the address written later, naming the
+	// earlier one.
+	slices.SortStableFunc(all, func(a, b occurrence) int {
+		pa, pb := a.f.valPos(), b.f.valPos()
+		return cmp.Or(cmp.Compare(pa.File, pb.File), cmp.Compare(pa.Line, pb.Line), cmp.Compare(pa.Col, pb.Col))
+	})
+
+	type portKey struct {
+		kind listener.Kind
+		port uint16
+	}
+	seen := map[bindKey]occurrence{}
+	dual := map[portKey]occurrence{}
+	ipv4 := map[portKey]occurrence{}
+	for _, o := range all {
+		a := o.sock.Address
+		if a.Family != listener.Unix && a.Port == 0 {
+			continue
+		}
+		k := keyOf(a)
+		what := "address"
+		if a.Family == listener.Unix {
+			what = "socket file"
+			if a.Abstract {
+				what = "abstract name"
+			}
+		}
+		if first, dup := seen[k]; dup {
+			switch {
+			case first.d == o.d && first.sock.Address == a:
+				p.errVal(o.f, "%s is listed twice (first as %s at %s)", a, first.f.path, first.f.valPos())
+				continue
+			case first.d == o.d:
+				p.errVal(o.f, "%s and %s (%s at %s) bind the same %s", a, first.sock.Address, first.f.path, first.f.valPos(), what)
+				continue
+			case first.d.svc.Disabled || o.d.svc.Disabled:
+			case first.sock.Options.ReusePort && o.sock.Options.ReusePort:
+			default:
+				as := ""
+				if first.sock.Address != a {
+					as = " as " + first.sock.Address.String()
+				}
+				p.errVal(o.f, "%s is also bound by %s at %s%s; two services can share an address only with socket: {reuse_port: true} in both", a, first.f.path, first.f.valPos(), as)
+				continue
+			}
+		} else {
+			seen[k] = o
+		}
+		if o.d.svc.Disabled || a.Family == listener.Unix {
+			continue
+		}
+		pk := portKey{a.Kind, a.Port}
+		switch {
+		case a.DualStack && !o.sock.Options.IPv6Only:
+			if v4, ok := ipv4[pk]; ok {
+				p.dualStack(o, v4)
+			} else if _, ok := dual[pk]; !ok {
+				dual[pk] = o
+			}
+		case a.Family == listener.IPv4:
+			if ds, ok := dual[pk]; ok {
+				p.dualStack(o, ds)
+			} else if _, ok := ipv4[pk]; !ok {
+				ipv4[pk] = o
+			}
+		}
+	}
+}
+
+// dualStack reports an IPv4 socket and a dual-stack [::] socket on the
+// same port: the [::] socket takes IPv4 too, so the second bind fails.
+func (p *parser) dualStack(later, earlier occurrence) {
+	ds := later
+	if !later.sock.Address.DualStack {
+		ds = earlier
+	}
+	p.errVal(later.f, "%s and %s (%s at %s) both take IPv4 port %d: set socket: {ipv6_only: true} in %s so that [::] takes IPv6 only",
+		later.sock.Address, earlier.sock.Address, earlier.f.path, earlier.f.valPos(), later.sock.Address.Port, ds.d.path)
+}
