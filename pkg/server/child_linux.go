@@ -1,0 +1,312 @@
+package server
+
+import (
+	"bytes"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/superd/superd/pkg/config"
+	"github.com/superd/superd/pkg/metrics"
+)
+
+// child is one started (or starting) child process; owned by the loop once
+// its spawn result is back.
+type child struct {
+	svc     *service
+	remote  string
+	readyAt time.Time
+	started time.Time
+	pid     int
+	pidfd   int
+	// conn is the accepted connection (accept mode) until the spawner has
+	// handed it over and closed superd's copy; -1 in wait mode.
+	conn int
+	// errW is the write end of the stderr pipe (stderr: log), closed by the
+	// spawner after the fork; errR is the read end, watched by the loop.
+	errW, errR int
+	stderr     *stderrLog
+	stopping   bool
+	killTimer  *time.Timer
+}
+
+// newChild is a child about to be spawned for svc; conn is the accepted
+// connection, or -1 in wait mode.
+func newChild(svc *service, conn int, remote string, readyAt time.Time) *child {
+	return &child{svc: svc, conn: conn, remote: remote, readyAt: readyAt, pidfd: -1, errR: -1, errW: -1}
+}
+
+// childFiles lays out a child's fds 0, 1, 2, 3...: socks are the connection
+// (accept mode) or the listening sockets (wait mode).
+func (s *Server) childFiles(svc *service, c *child, socks []int) ([]int, error) {
+	cfg := svc.cfg
+	errFD := s.devnull
+	switch cfg.Stderr {
+	case config.StderrSocket:
+		errFD = socks[0]
+	case config.StderrLog:
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			return nil, os.NewSyscallError("pipe2", err)
+		}
+		// Only superd's end is non-blocking: pipe ends are separate open
+		// file descriptions, so the child's stderr stays blocking.
+		unix.SetNonblock(p[0], true)
+		c.errR, c.errW = p[0], p[1]
+		errFD = p[1]
+	}
+	if cfg.Pass == config.PassListenFDs {
+		files := make([]int, 0, 3+len(socks))
+		files = append(files, s.devnull, s.devnull, errFD)
+		return append(files, socks...), nil
+	}
+	return []int{socks[0], socks[0], errFD}, nil
+}
+
+// listenEnv adds the sd_listen_fds(3) variables (but LISTEN_PID, which only
+// the launcher can know) for n passed sockets.
+func listenEnv(svc *service, base []string, n int) []string {
+	names := make([]string, 0, n)
+	if svc.cfg.Mode == config.Accept {
+		names = append(names, "connection")
+	} else {
+		for _, sc := range svc.cfg.Sockets {
+			names = append(names, sc.FDName)
+		}
+	}
+	env := make([]string, len(base), len(base)+2)
+	copy(env, base)
+	return append(env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+}
+
+// startChild hands a spawn to the pool; the result comes back to the loop.
+func (s *Server) startChild(c *child, files []int, env []string) {
+	svc := c.svc
+	if svc.cfg.Pass == config.PassListenFDs {
+		env = listenEnv(svc, env, len(files)-3)
+	}
+	s.spawning++
+	go func() {
+		s.spawnSem <- struct{}{}
+		pid, pidfd, err := svc.spec.Start(files, env)
+		<-s.spawnSem
+		// superd's copies of what the child now holds.
+		if c.conn >= 0 {
+			unix.Close(c.conn)
+		}
+		if c.errW >= 0 {
+			unix.Close(c.errW)
+		}
+		started := time.Now()
+		if !s.post(func() { s.spawned(c, pid, pidfd, started, err) }) && pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+	}()
+}
+
+// spawned is a spawn's result, back on the loop.
+func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error) {
+	s.spawning--
+	svc := c.svc
+	if err != nil {
+		svc.active--
+		if c.errR >= 0 {
+			unix.Close(c.errR)
+		}
+		if pidfd >= 0 {
+			unix.Close(pidfd)
+		}
+		svc.m.Rejected(metrics.ReasonSpawnError)
+		svc.log.Error("spawn failed", zap.String("remote", c.remote), zap.Error(err))
+		if svc.cfg.Mode == config.Wait {
+			svc.rearmWait(s, 0, true)
+		}
+		return
+	}
+	c.pid, c.pidfd, c.started = pid, pidfd, started
+	s.children[pidfd] = c
+	if err := s.watch(pidfd, unix.EPOLLIN, c); err != nil {
+		// Cannot happen short of a kernel out of memory; without the
+		// watch the child would never be reaped, so stop it.
+		svc.log.Error("cannot watch child", zap.Int("pid", pid), zap.Error(err))
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	if c.errR >= 0 {
+		c.stderr = &stderrLog{c: c}
+		if err := s.watch(c.errR, unix.EPOLLIN, c.stderr); err != nil {
+			unix.Close(c.errR)
+			c.errR = -1
+		}
+	}
+	svc.activations++
+	svc.m.Activations.Inc()
+	svc.m.Instances.Inc()
+	svc.m.SpawnSeconds.Observe(started.Sub(c.readyAt).Seconds())
+	if c.remote != "" {
+		svc.log.Info("activation", zap.Int("pid", pid), zap.String("remote", c.remote))
+	} else {
+		svc.log.Info("activation", zap.Int("pid", pid))
+	}
+	if s.stopping {
+		c.stop(s)
+	}
+}
+
+// ready is the child's pidfd readiness: it has exited.
+func (c *child) ready(s *Server, _ uint32) {
+	var ws unix.WaitStatus
+	var ru unix.Rusage
+	pid, err := unix.Wait4(c.pid, &ws, unix.WNOHANG, &ru)
+	if err == unix.EINTR || (err == nil && pid == 0) {
+		return // not gone yet; the pidfd stays readable until it is
+	}
+	s.unwatch(c.pidfd)
+	unix.Close(c.pidfd)
+	delete(s.children, c.pidfd)
+	if c.killTimer != nil {
+		c.killTimer.Stop()
+	}
+	if c.stderr != nil {
+		// Log what the child wrote before exiting now, so it comes before
+		// the exit line; the pipe itself closes at EOF, which a
+		// grandchild still holding it may delay.
+		c.stderr.drain(s)
+	}
+	svc := c.svc
+	svc.active--
+	ran := time.Since(c.started)
+	svc.m.Instances.Dec()
+	svc.m.ChildDuration.Observe(ran.Seconds())
+
+	outcome := metrics.OutcomeSuccess
+	fields := []zap.Field{zap.Int("pid", c.pid)}
+	if c.remote != "" {
+		fields = append(fields, zap.String("remote", c.remote))
+	}
+	switch {
+	case err != nil:
+		outcome = metrics.OutcomeFailure
+		fields = append(fields, zap.NamedError("wait", err))
+	case ws.Signaled():
+		outcome = metrics.OutcomeSignal
+		fields = append(fields, zap.String("signal", unix.SignalName(ws.Signal())))
+	default:
+		fields = append(fields, zap.Int("exit", ws.ExitStatus()))
+		if ws.ExitStatus() != 0 {
+			outcome = metrics.OutcomeFailure
+		}
+	}
+	if c.stopping {
+		outcome = metrics.OutcomeStopped
+	}
+	fields = append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))
+	svc.m.Exited(outcome)
+	svc.log.Info("exit", fields...)
+
+	if svc.waitChild == c && !s.stopping && svc.socks != nil {
+		svc.rearmWait(s, ran, outcome == metrics.OutcomeFailure || outcome == metrics.OutcomeSignal)
+	} else if svc.waitChild == c {
+		svc.waitChild = nil
+	}
+}
+
+// stop sends the child its service's stop signal and arranges a SIGKILL
+// after stop_timeout.
+func (c *child) stop(s *Server) {
+	if c.stopping || c.pidfd < 0 {
+		return
+	}
+	c.stopping = true
+	sig := c.svc.cfg.StopSignal
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if err := unix.PidfdSendSignal(c.pidfd, sig, nil, 0); err != nil && err != unix.ESRCH {
+		c.svc.log.Warn("cannot signal child", zap.Int("pid", c.pid), zap.Error(err))
+	}
+	timeout := c.svc.cfg.StopTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	c.killTimer = time.AfterFunc(timeout, func() {
+		s.post(func() {
+			if _, alive := s.children[c.pidfd]; alive && s.children[c.pidfd] == c {
+				c.svc.log.Warn("child did not stop in time; killing", zap.Int("pid", c.pid), zap.Duration("stop_timeout", timeout))
+				unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0)
+			}
+		})
+	})
+}
+
+// maxStderrLine bounds a buffered partial line: a child writing megabytes
+// without a newline gets it logged in pieces.
+const maxStderrLine = 4096
+
+// stderrLog turns a child's stderr into log lines tagged with service and
+// pid.
+type stderrLog struct {
+	c       *child
+	partial []byte
+}
+
+func (l *stderrLog) ready(s *Server, _ uint32) {
+	l.drain(s)
+}
+
+// drain reads what the pipe holds and logs complete lines; at EOF it logs
+// the rest and closes the pipe.
+func (l *stderrLog) drain(s *Server) {
+	c := l.c
+	if c.errR < 0 {
+		return
+	}
+	var buf [4096]byte
+	eof := false
+	for {
+		n, err := unix.Read(c.errR, buf[:])
+		if n > 0 {
+			l.partial = append(l.partial, buf[:n]...)
+			l.emit(false)
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		eof = err == nil // n == 0: every writer closed
+		break
+	}
+	if eof {
+		l.emit(true)
+		s.unwatch(c.errR)
+		unix.Close(c.errR)
+		c.errR = -1
+	}
+}
+
+func (l *stderrLog) emit(all bool) {
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			if len(l.partial) >= maxStderrLine || (all && len(l.partial) > 0) {
+				i = len(l.partial)
+			} else {
+				return
+			}
+		}
+		line := l.partial[:i]
+		l.c.svc.log.Info("stderr", zap.Int("pid", l.c.pid), zap.ByteString("line", bytes.TrimRight(line, "\r")))
+		if i < len(l.partial) {
+			i++
+		}
+		l.partial = l.partial[i:]
+		if len(l.partial) == 0 {
+			l.partial = nil
+			return
+		}
+	}
+}

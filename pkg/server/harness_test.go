@@ -1,0 +1,201 @@
+package server
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/superd/superd/pkg/config"
+	"github.com/superd/superd/pkg/metrics"
+)
+
+var (
+	helperOnce sync.Once
+	helperBin  string
+)
+
+// helperBinary is a copy of the test binary in a directory anyone may
+// traverse, so children that run as nobody can execute it too.
+func helperBinary(t *testing.T) string {
+	t.Helper()
+	helperOnce.Do(func() {
+		self, err := os.Executable()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir, err := os.MkdirTemp("", "superd-helper-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, 0o755)
+		data, err := os.ReadFile(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		helperBin = filepath.Join(dir, "helper")
+		if err := os.WriteFile(helperBin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return helperBin
+}
+
+// freePort finds a TCP or UDP port on loopback that nothing listens on now.
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if strings.HasPrefix(network, "udp") {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// harness is one running Server with a log observer and its metrics.
+type harness struct {
+	t    *testing.T
+	srv  *Server
+	logs *observer.ObservedLogs
+	m    *metrics.Metrics
+	cfg  *config.Config
+	done chan error
+}
+
+// start parses yamlText (with {{BIN}} replaced by the helper binary) and
+// runs a Server on it until the test ends.
+func start(t *testing.T, yamlText string) *harness {
+	t.Helper()
+	yamlText = strings.ReplaceAll(yamlText, "{{BIN}}", helperBinary(t))
+	cfg, err := config.Parse("test.yaml", []byte(yamlText), config.Options{AsRoot: false})
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, yamlText)
+	}
+	core, logs := observer.New(zap.DebugLevel)
+	h := &harness{t: t, logs: logs, m: metrics.New("test"), cfg: cfg, done: make(chan error, 1)}
+	h.srv, err = New(cfg, Options{Logger: zap.New(core), Metrics: h.m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { h.done <- h.srv.Run() }()
+	t.Cleanup(func() {
+		h.stop()
+		if t.Failed() {
+			for _, e := range logs.AllUntimed() {
+				t.Logf("log: %s %v", e.Message, e.ContextMap())
+			}
+		}
+	})
+	return h
+}
+
+// stop shuts the server down and waits for Run to return.
+func (h *harness) stop() {
+	h.srv.Shutdown()
+	select {
+	case err := <-h.done:
+		if err != nil {
+			h.t.Errorf("Run: %v", err)
+		}
+		h.done <- nil // later stops return at once
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("server did not stop within 30s")
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (h *harness) activations(svc string) float64 {
+	return testutil.ToFloat64(h.m.Activations.WithLabelValues(svc))
+}
+
+func testutilAccepted(h *harness, svc string) float64 {
+	return testutil.ToFloat64(h.m.ConnectionsAccepted.WithLabelValues(svc))
+}
+
+func (h *harness) exits(svc, outcome string) float64 {
+	return testutil.ToFloat64(h.m.ChildExits.WithLabelValues(svc, outcome))
+}
+
+func (h *harness) rejected(svc, reason string) float64 {
+	return testutil.ToFloat64(h.m.ConnectionsRejected.WithLabelValues(svc, reason))
+}
+
+func (h *harness) instances(svc string) float64 {
+	return testutil.ToFloat64(h.m.Instances.WithLabelValues(svc))
+}
+
+// waitExits waits until svc has n child exits of any outcome.
+func (h *harness) waitExits(svc string, n float64) {
+	h.t.Helper()
+	waitFor(h.t, "child exits of "+svc, func() bool {
+		total := 0.0
+		for _, o := range []string{metrics.OutcomeSuccess, metrics.OutcomeFailure, metrics.OutcomeSignal, metrics.OutcomeStopped} {
+			total += h.exits(svc, o)
+		}
+		return total >= n
+	})
+}
+
+// dial connects and reads everything the child writes until it closes.
+func dialRead(t *testing.T, network, addr string) string {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s %s: %v", network, addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read from %s: %v", addr, err)
+	}
+	return string(b)
+}
+
+// dialReport connects and decodes the report helper's answer.
+func dialReport(t *testing.T, network, addr string) (report, net.Addr) {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
+	if err != nil {
+		t.Fatalf("dial %s %s: %v", network, addr, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	var r report
+	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&r); err != nil {
+		t.Fatalf("decode report from %s: %v", addr, err)
+	}
+	return r, c.LocalAddr()
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

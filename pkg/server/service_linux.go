@@ -1,0 +1,361 @@
+package server
+
+import (
+	"net/netip"
+	"os"
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/superd/superd/pkg/config"
+	"github.com/superd/superd/pkg/listener"
+	"github.com/superd/superd/pkg/metrics"
+	"github.com/superd/superd/pkg/spawn"
+)
+
+// State is where a service stands.
+type State int
+
+// Service states.
+const (
+	StateListening State = iota + 1
+	// StateRunning is a wait-mode service whose child has the sockets.
+	StateRunning
+	// StatePaused is a service that does not accept for a while (back-off).
+	StatePaused
+	StateFailed
+	StateDisabled
+)
+
+func (st State) String() string {
+	switch st {
+	case StateListening:
+		return "listening"
+	case StateRunning:
+		return "running"
+	case StatePaused:
+		return "paused"
+	case StateFailed:
+		return "failed"
+	case StateDisabled:
+		return "disabled"
+	}
+	return "unknown"
+}
+
+// maxAcceptBatch bounds the accepts done for one readiness event, so one busy
+// service cannot starve the others (and child exits) of the loop's attention.
+const maxAcceptBatch = 32
+
+// Wait-mode back-off after a child that failed quickly (SPEC §2.1).
+const (
+	fastFailure    = time.Second
+	backoffInitial = time.Second
+	backoffMax     = time.Minute
+)
+
+// service is one configured service; owned by the loop.
+type service struct {
+	cfg   *config.Service
+	spec  *spawn.Spec // nil unless exec
+	socks []*socket
+	state State
+	// active counts children running or being spawned (accept mode), the
+	// figure max_instances bounds.
+	active int
+	// activations counts children started since superd started.
+	activations uint64
+	// waitChild is the wait-mode child holding the sockets, if any.
+	waitChild *child
+	// backoff is the next wait-mode back-off; 0 after a healthy run.
+	backoff time.Duration
+	m       *metrics.Service
+	log     *zap.Logger
+}
+
+// socket is one listening socket of a service; owned by the loop.
+type socket struct {
+	svc *service
+	cfg config.Socket
+	fd  int
+	// watching says whether fd is in the epoll set now.
+	watching bool
+	// localIP/localPort are the bound address when it is not a wildcard,
+	// so accept mode needs no getsockname per connection.
+	localIP   string
+	localPort string
+}
+
+func newService(s *Server, sc *config.Service) *service {
+	svc := &service{
+		cfg: sc,
+		m:   s.m.ForService(sc.Name),
+		log: s.log.With(zap.String("service", sc.Name)),
+	}
+	if len(sc.Exec) > 0 {
+		svc.spec = spawn.NewSpec(sc)
+	}
+	return svc
+}
+
+// start binds the service's sockets and starts watching them; on failure the
+// service is marked failed and every socket it had opened is closed.
+func (svc *service) start(s *Server) {
+	if svc.cfg.Disabled {
+		svc.setState(StateDisabled)
+		return
+	}
+	if svc.spec == nil {
+		svc.log.Error("service not started: internal and redirect services are not implemented yet")
+		svc.setState(StateFailed)
+		return
+	}
+	for _, sc := range svc.cfg.Sockets {
+		fd, err := listener.Open(sc.Address, sc.Options)
+		if err != nil {
+			svc.log.Error("service failed: cannot listen", zap.String("listen", sc.Address.String()), zap.Error(err))
+			svc.closeSockets(s)
+			svc.setState(StateFailed)
+			return
+		}
+		sk := &socket{svc: svc, cfg: sc, fd: fd}
+		if a := sc.Address; a.Family != listener.Unix && !a.IP.IsUnspecified() {
+			sk.localIP = a.IP.WithZone("").String()
+			sk.localPort = strconv.Itoa(int(a.Port))
+		}
+		svc.socks = append(svc.socks, sk)
+	}
+	svc.arm(s)
+	svc.log.Info("listening", zap.Strings("listen", svc.listenStrings()), zap.Stringer("mode", svc.cfg.Mode))
+}
+
+func (svc *service) listenStrings() []string {
+	out := make([]string, len(svc.cfg.Sockets))
+	for i, sc := range svc.cfg.Sockets {
+		out[i] = sc.Address.String()
+	}
+	return out
+}
+
+func (svc *service) setState(st State) {
+	svc.state = st
+	if st == StateListening || st == StateRunning {
+		svc.m.Up.Set(1)
+	} else {
+		svc.m.Up.Set(0)
+	}
+}
+
+// arm watches every socket of the service.
+func (svc *service) arm(s *Server) {
+	for _, sk := range svc.socks {
+		if sk.watching {
+			continue
+		}
+		if err := s.watch(sk.fd, unix.EPOLLIN, sk); err != nil {
+			svc.log.Error("cannot watch socket", zap.Error(err))
+			continue
+		}
+		sk.watching = true
+	}
+	svc.setState(StateListening)
+}
+
+// disarm stops watching every socket of the service; they stay bound, so
+// clients wait in the backlog.
+func (svc *service) disarm(s *Server) {
+	for _, sk := range svc.socks {
+		if sk.watching {
+			s.unwatch(sk.fd)
+			sk.watching = false
+		}
+	}
+}
+
+// closeSockets closes every socket of the service (and removes UNIX socket
+// files), as on shutdown or failure.
+func (svc *service) closeSockets(s *Server) {
+	svc.disarm(s)
+	for _, sk := range svc.socks {
+		unix.Close(sk.fd)
+		listener.Unlink(sk.cfg.Address)
+	}
+	svc.socks = nil
+}
+
+// ready is a listening socket's readiness.
+func (sk *socket) ready(s *Server, _ uint32) {
+	if s.stopping {
+		return
+	}
+	svc := sk.svc
+	if svc.cfg.Mode == config.Wait {
+		svc.activateWait(s)
+		return
+	}
+	for i := 0; i < maxAcceptBatch; i++ {
+		if !sk.acceptOne(s) {
+			return
+		}
+	}
+}
+
+// acceptOne accepts and dispatches one connection; it reports whether
+// another accept may find one.
+func (sk *socket) acceptOne(s *Server) bool {
+	svc := sk.svc
+	// No SOCK_NONBLOCK: the connection goes to a child in blocking mode.
+	fd, sa, err := unix.Accept4(sk.fd, unix.SOCK_CLOEXEC)
+	readyAt := time.Now()
+	if err != nil {
+		switch err {
+		case unix.EAGAIN, unix.EINTR:
+			return false
+		case unix.ECONNABORTED, unix.EPROTO, unix.EPERM:
+			// The client went away or a firewall said no: another
+			// connection may be waiting.
+			return true
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			svc.m.Rejected(metrics.ReasonResources)
+			svc.pauseFor(s, resourcePause, "out of resources", err)
+			return false
+		}
+		svc.log.Error("accept failed", zap.Error(os.NewSyscallError("accept4", err)))
+		return false
+	}
+	svc.m.Accepted.Inc()
+	if max := svc.cfg.MaxInstances; max > 0 && svc.active >= max {
+		unix.Close(fd)
+		svc.m.Rejected(metrics.ReasonMaxInstances)
+		return true
+	}
+	env := svc.cfg.Env
+	remote := ""
+	if ip, port, ok := sockaddrIPPort(sa); ok {
+		remote = netip.AddrPortFrom(ip, uint16(port)).String()
+		env = sk.connEnv(fd, ip.String(), strconv.Itoa(port))
+	}
+	c := newChild(svc, fd, remote, readyAt)
+	files, err := s.childFiles(svc, c, []int{fd})
+	if err != nil {
+		unix.Close(fd)
+		svc.m.Rejected(metrics.ReasonResources)
+		svc.pauseFor(s, resourcePause, "out of resources", err)
+		return false
+	}
+	svc.active++
+	s.startChild(c, files, env)
+	return true
+}
+
+// connEnv builds the per-connection environment of a TCP connection:
+// systemd's REMOTE_ADDR/REMOTE_PORT and ucspi-tcp's PROTO/TCP* variables on
+// top of the service's base environment.
+func (sk *socket) connEnv(fd int, rip, rport string) []string {
+	lip, lport := sk.localIP, sk.localPort
+	if lip == "" {
+		if lsa, err := unix.Getsockname(fd); err == nil {
+			if ip, port, ok := sockaddrIPPort(lsa); ok {
+				lip, lport = ip.String(), strconv.Itoa(port)
+			}
+		}
+	}
+	base := sk.svc.cfg.Env
+	env := make([]string, len(base), len(base)+7)
+	copy(env, base)
+	return append(env,
+		"REMOTE_ADDR="+rip,
+		"REMOTE_PORT="+rport,
+		"PROTO=TCP",
+		"TCPREMOTEIP="+rip,
+		"TCPREMOTEPORT="+rport,
+		"TCPLOCALIP="+lip,
+		"TCPLOCALPORT="+lport,
+	)
+}
+
+// sockaddrIPPort extracts an IP connection's address; IPv4-mapped IPv6
+// addresses (a dual-stack socket's IPv4 clients) come back as IPv4, which is
+// what a child reading REMOTE_ADDR expects.
+func sockaddrIPPort(sa unix.Sockaddr) (netip.Addr, int, bool) {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr), a.Port, true
+	case *unix.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap(), a.Port, true
+	}
+	return netip.Addr{}, 0, false
+}
+
+// activateWait hands every socket of a wait-mode service to one new child.
+func (svc *service) activateWait(s *Server) {
+	readyAt := time.Now()
+	svc.disarm(s)
+	svc.setState(StateRunning)
+	fds := make([]int, len(svc.socks))
+	for i, sk := range svc.socks {
+		fds[i] = sk.fd
+		// Children expect blocking sockets, and O_NONBLOCK lives on the
+		// open file description superd shares with the child.
+		if err := unix.SetNonblock(sk.fd, false); err != nil {
+			svc.log.Warn("cannot clear O_NONBLOCK", zap.Error(err))
+		}
+	}
+	c := newChild(svc, -1, "", readyAt)
+	files, err := s.childFiles(svc, c, fds)
+	if err != nil {
+		svc.m.Rejected(metrics.ReasonResources)
+		svc.rearmWait(s, 0, false)
+		return
+	}
+	svc.waitChild = c
+	svc.active++
+	s.startChild(c, files, svc.cfg.Env)
+}
+
+// rearmWait makes a wait-mode service's sockets non-blocking and watched
+// again once its child is gone. A child that failed within fastFailure of
+// starting delays that with a doubling back-off, so a broken program that
+// never reads its socket cannot make the loop spin.
+func (svc *service) rearmWait(s *Server, ran time.Duration, failed bool) {
+	svc.waitChild = nil
+	for _, sk := range svc.socks {
+		unix.SetNonblock(sk.fd, true)
+	}
+	if !failed || ran >= fastFailure {
+		svc.backoff = 0
+		svc.arm(s)
+		return
+	}
+	if svc.backoff == 0 {
+		svc.backoff = backoffInitial
+	} else if svc.backoff *= 2; svc.backoff > backoffMax {
+		svc.backoff = backoffMax
+	}
+	svc.pauseFor(s, svc.backoff, "child failed quickly; backing off", nil)
+}
+
+// resourcePause is how long a listener rests after running out of fds or
+// memory: long enough not to spin, short enough to recover quickly.
+const resourcePause = 100 * time.Millisecond
+
+// pauseFor stops watching the service's sockets for d, then watches them
+// again (unless the service changed state meanwhile).
+func (svc *service) pauseFor(s *Server, d time.Duration, why string, err error) {
+	svc.disarm(s)
+	svc.setState(StatePaused)
+	fields := []zap.Field{zap.Duration("pause", d)}
+	if err != nil {
+		fields = append(fields, zap.Error(err))
+	}
+	svc.log.Warn(why, fields...)
+	time.AfterFunc(d, func() {
+		s.post(func() {
+			if svc.state == StatePaused && !s.stopping && svc.socks != nil {
+				svc.arm(s)
+			}
+		})
+	})
+}

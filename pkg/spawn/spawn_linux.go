@@ -1,0 +1,262 @@
+package spawn
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/superd/superd/pkg/config"
+)
+
+// LaunchVerb is the hidden argv[1] with which superd re-executes itself as a
+// launcher. cmd/superd hands such invocations to RunLauncher before anything
+// else.
+const LaunchVerb = "__superd_launch"
+
+// selfExe is what the launcher path executes: the running superd binary, even
+// if the file on disk was replaced since (a child resolves it before exec, so
+// it still names the parent's image).
+const selfExe = "/proc/self/exe"
+
+// processUmask is superd's own umask, read once: a service whose umask equals
+// it needs no launcher for it.
+var processUmask = func() int {
+	m := unix.Umask(0o022)
+	unix.Umask(m)
+	return m
+}()
+
+// Spec is everything about starting a service's children that does not change
+// between activations; it is built once per service (and per reload).
+type Spec struct {
+	path string
+	argv []string
+	// Env is the base environment of every child (config.Service.Env).
+	env []string
+	dir string
+	// sys is copied per start; only PidFD differs between starts.
+	sys syscall.SysProcAttr
+	// launch is non-nil when the child must start through the launcher.
+	launch *launchParams
+}
+
+// launchParams are the attributes the launcher applies before execve. They
+// travel JSON-encoded in argv: the launcher is off the hot path.
+type launchParams struct {
+	Umask     int      `json:"umask"`
+	Nice      int      `json:"nice,omitempty"`
+	Rlimits   []rlimit `json:"rlimits,omitempty"`
+	UID       *uint32  `json:"uid,omitempty"`
+	GID       uint32   `json:"gid,omitempty"`
+	Groups    []uint32 `json:"groups,omitempty"`
+	ListenPID bool     `json:"listen_pid,omitempty"`
+}
+
+type rlimit struct {
+	Resource int    `json:"r"`
+	Cur      uint64 `json:"c"`
+	Max      uint64 `json:"m"`
+}
+
+// NewSpec precomputes how to start children of svc, which must be an exec
+// service.
+func NewSpec(svc *config.Service) *Spec {
+	argv := append([]string(nil), svc.Exec...)
+	if svc.Argv0 != "" {
+		argv[0] = svc.Argv0
+	}
+	s := &Spec{
+		path: svc.Exec[0],
+		argv: argv,
+		env:  svc.Env,
+		dir:  svc.WorkingDirectory,
+	}
+	// A session of its own keeps a terminal's signals to superd away from
+	// children and lets a child's own job control work.
+	s.sys.Setsid = true
+
+	cred := credentialFor(svc.Credential)
+	needLaunch := svc.Umask != processUmask || svc.Nice != 0 || len(svc.Rlimits) > 0 ||
+		svc.Pass == config.PassListenFDs
+	if !needLaunch {
+		s.sys.Credential = cred
+		return s
+	}
+	p := &launchParams{Umask: svc.Umask, Nice: svc.Nice, ListenPID: svc.Pass == config.PassListenFDs}
+	for _, r := range svc.Rlimits {
+		p.Rlimits = append(p.Rlimits, rlimit{Resource: r.Resource, Cur: r.Value, Max: r.Value})
+	}
+	// Raising limits and lowering nice need privilege, so the launcher
+	// drops credentials itself, after applying them.
+	if cred != nil {
+		uid := cred.Uid
+		p.UID, p.GID, p.Groups = &uid, cred.Gid, cred.Groups
+	}
+	enc, err := json.Marshal(p)
+	if err != nil {
+		panic(err) // plain data: cannot fail
+	}
+	s.launch = p
+	s.argv = append([]string{"superd-launch", LaunchVerb, string(enc), s.path}, argv...)
+	s.path = selfExe
+	return s
+}
+
+// credentialFor maps a resolved credential to Go's form. It returns nil when
+// no switch is needed: without privilege only the current user is possible,
+// and asking for it would fail setgroups.
+func credentialFor(c *config.Credential) *syscall.Credential {
+	if c == nil {
+		return nil
+	}
+	if os.Geteuid() != 0 && int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() {
+		return nil
+	}
+	groups := c.Groups
+	if groups == nil {
+		// An empty Groups would clear the supplementary groups, which
+		// is what an explicitly empty list means; nil here means the
+		// config resolved none.
+		groups = []uint32{}
+	}
+	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: groups}
+}
+
+// UsesLauncher reports whether children of this spec start through the
+// launcher (one extra exec).
+func (s *Spec) UsesLauncher() bool { return s.launch != nil }
+
+// Start starts one child with files placed as its fds 0, 1, 2, 3... and env
+// as its whole environment. It returns the child's pid and a pidfd (O_CLOEXEC)
+// that becomes readable when the child exits. The caller keeps ownership of
+// files.
+func (s *Spec) Start(files []int, env []string) (pid, pidfd int, err error) {
+	sys := s.sys
+	pidfd = -1
+	sys.PidFD = &pidfd
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = uintptr(f)
+	}
+	pid, err = syscall.ForkExec(s.path, s.argv, &syscall.ProcAttr{
+		Dir:   s.dir,
+		Env:   env,
+		Files: fds,
+		Sys:   &sys,
+	})
+	if err != nil {
+		return 0, -1, fmt.Errorf("start %s: %w", s.displayPath(), err)
+	}
+	if pidfd < 0 {
+		// Kernels before 5.3 have no pidfds; superd needs them to wait
+		// for children without a SIGCHLD handler.
+		return pid, -1, fmt.Errorf("start %s: kernel returned no pidfd", s.displayPath())
+	}
+	return pid, pidfd, nil
+}
+
+func (s *Spec) displayPath() string {
+	if s.launch != nil {
+		return s.argv[3]
+	}
+	return s.path
+}
+
+// CloseInheritedOnExec marks every fd from 3 up close-on-exec. superd calls
+// it at startup: fds it inherited from whatever started it (a shell, a
+// supervisor) would otherwise reach every child, and a child must get only
+// the fds placed for it.
+func CloseInheritedOnExec() error {
+	err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	if err != unix.ENOSYS && err != unix.EINVAL {
+		return os.NewSyscallError("close_range", err)
+	}
+	// Kernels before 5.11: walk /proc/self/fd.
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
+}
+
+// MaybeLaunch runs the launcher and exits if this process was started as
+// one; otherwise it returns at once. A program that starts children with
+// Spec (superd itself, and test binaries that run a server in-process) calls
+// it first thing in main or TestMain, since the launcher is that program's
+// own image.
+func MaybeLaunch() {
+	if len(os.Args) < 2 || os.Args[1] != LaunchVerb {
+		return
+	}
+	err := RunLauncher(os.Args[2:])
+	fmt.Fprintln(os.Stderr, "superd:", err)
+	os.Exit(127)
+}
+
+// RunLauncher is the launcher's whole life: args are os.Args[2:] of an
+// invocation whose argv[1] is LaunchVerb. It applies the encoded attributes
+// and replaces itself with the target; it returns only on failure, with the
+// error to report (the caller exits 127, like a shell whose exec failed).
+func RunLauncher(args []string) error {
+	if len(args) < 3 {
+		return fmt.Errorf("launcher: want PARAMS PATH ARGV0 [ARG...]")
+	}
+	var p launchParams
+	if err := json.Unmarshal([]byte(args[0]), &p); err != nil {
+		return fmt.Errorf("launcher: bad parameters: %w", err)
+	}
+	path, argv := args[1], args[2:]
+	// Nice is per thread on Linux and execve keeps the calling thread's:
+	// setpriority and execve must run on the same thread.
+	runtime.LockOSThread()
+	for _, r := range p.Rlimits {
+		lim := unix.Rlimit{Cur: r.Cur, Max: r.Max}
+		if err := unix.Setrlimit(r.Resource, &lim); err != nil {
+			return os.NewSyscallError("setrlimit "+strconv.Itoa(r.Resource), err)
+		}
+	}
+	if p.Nice != 0 {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, 0, p.Nice); err != nil {
+			return os.NewSyscallError("setpriority", err)
+		}
+	}
+	unix.Umask(p.Umask)
+	if p.UID != nil {
+		if err := syscall.Setgroups(intSlice(p.Groups)); err != nil {
+			return os.NewSyscallError("setgroups", err)
+		}
+		if err := syscall.Setgid(int(p.GID)); err != nil {
+			return os.NewSyscallError("setgid", err)
+		}
+		if err := syscall.Setuid(int(*p.UID)); err != nil {
+			return os.NewSyscallError("setuid", err)
+		}
+	}
+	env := os.Environ()
+	if p.ListenPID {
+		env = append(env, "LISTEN_PID="+strconv.Itoa(os.Getpid()))
+	}
+	err := syscall.Exec(path, argv, env)
+	return fmt.Errorf("exec %s: %w", path, err)
+}
+
+func intSlice(u []uint32) []int {
+	out := make([]int, len(u))
+	for i, v := range u {
+		out[i] = int(v)
+	}
+	return out
+}
