@@ -1,0 +1,410 @@
+package main
+
+// End-to-end tests: the real superd binary, built once, run as a separate
+// process on loopback ports, driven by real clients.
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var superdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "superd-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	superdBin = filepath.Join(dir, "superd")
+	build := exec.Command("go", "build", "-o", superdBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building superd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// worldDir is a temporary directory that children running as nobody can
+// traverse (t.TempDir's parent is private to root).
+func worldDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "superd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func writeFile(t *testing.T, dir, name, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// superd runs the binary with args and returns its exit code and output.
+func superd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(superdBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+func TestCheckAcceptsTheShippedConfigs(t *testing.T) {
+	files, _ := filepath.Glob("../../configs/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no configs/*.yaml")
+	}
+	for _, f := range files {
+		code, out, errs := superd(t, "check", "-c", f)
+		if code != 0 {
+			t.Errorf("superd check %s: exit %d\n%s%s", f, code, out, errs)
+		}
+	}
+}
+
+func TestCheckPrintsEveryErrorWithPositionAndExits1(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFile(t, dir, "bad.yaml", `services:
+  tftp:
+    listen: udp://127.0.0.1:6969
+    mode: accept
+    exec: [in.tftpd]
+  other:
+    listen: tcp://127.0.0.1:7
+    exec: [/bin/cat]
+    bogus: 1
+`)
+	code, _, errs := superd(t, "check", "-c", f)
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(f) + `:(\d+):(\d+): services\.[a-z]+\.[a-z_0-9]+(\[\d+\])?: .+`)
+	if len(lines) < 3 {
+		t.Fatalf("want at least 3 errors (mode, exec path, unknown key), got:\n%s", errs)
+	}
+	for _, l := range lines {
+		if !re.MatchString(l) {
+			t.Errorf("error line %q is not FILE:LINE:COL: KEY: message", l)
+		}
+	}
+	for _, want := range []string{":4:", ":5:", ":9:"} {
+		if !strings.Contains(errs, f+want) {
+			t.Errorf("no error at line %s in:\n%s", want, errs)
+		}
+	}
+}
+
+func TestUsageErrorsExit1(t *testing.T) {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"check", "-x"}} {
+		if code, _, _ := superd(t, args...); code != 1 {
+			t.Errorf("superd %v: exit %d, want 1", args, code)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := superd(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "superd ") || !strings.Contains(out, "go1.") {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+}
+
+// running is a superd process started by a test.
+type running struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	exited chan error
+}
+
+type lockedBuffer struct {
+	mu  chan struct{}
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu <- struct{}{}
+	defer func() { <-b.mu }()
+	return b.buf.String()
+}
+
+// startSuperd runs `superd run -c cfg` and waits until its admin listener
+// answers /healthz.
+func startSuperd(t *testing.T, cfg, admin string) *running {
+	t.Helper()
+	r := &running{stderr: &lockedBuffer{mu: make(chan struct{}, 1)}, exited: make(chan error, 1)}
+	r.cmd = exec.Command(superdBin, "run", "-c", cfg)
+	r.cmd.Stderr = r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.exited <- r.cmd.Wait() }()
+	t.Cleanup(func() {
+		r.cmd.Process.Signal(syscall.SIGKILL)
+		<-r.exited
+		r.exited <- nil
+		if t.Failed() {
+			t.Logf("superd stderr:\n%s", r.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return r
+			}
+		}
+		select {
+		case err := <-r.exited:
+			r.exited <- err
+			t.Fatalf("superd exited early: %v\n%s", err, r.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("superd did not become healthy\n%s", r.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (r *running) stop(t *testing.T) int {
+	t.Helper()
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-r.exited:
+		r.exited <- err
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(30 * time.Second):
+		t.Fatal("superd did not exit within 30s of SIGTERM")
+		return -1
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %s\n%s", url, resp.Status, b)
+	}
+	return string(b)
+}
+
+func userLine() string {
+	if os.Geteuid() == 0 {
+		return "    user: nobody\n"
+	}
+	return ""
+}
+
+func TestRunServesMetricsStatusAndStopsOnSIGTERM(t *testing.T) {
+	dir := t.TempDir()
+	port, admin := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+log: {format: json}
+services:
+  hello:
+    listen: tcp://127.0.0.1:%d
+    exec: [/bin/sh, -c, 'echo "hi $REMOTE_ADDR"']
+%s`, admin, port, userLine()))
+	r := startSuperd(t, cfg, admin)
+
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		if string(b) != "hi 127.0.0.1\n" {
+			t.Errorf("client %d read %q", i, b)
+		}
+	}
+	var metrics string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		metrics = get(t, "http://"+admin+"/metrics")
+		if strings.Contains(metrics, `superd_child_exits_total{outcome="success",service="hello"} 3`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, want := range []string{
+		`superd_activations_total{service="hello"} 3`,
+		`superd_connections_accepted_total{service="hello"} 3`,
+		`superd_instances{service="hello"} 0`,
+		`superd_child_exits_total{outcome="success",service="hello"} 3`,
+		`superd_service_up{service="hello"} 1`,
+		`go_goroutines `,
+		`process_open_fds `,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	code, out, errs := superd(t, "status", "--addr", admin)
+	if code != 0 || !regexp.MustCompile(`(?m)^hello\s+accept\s+tcp4?://127\.0\.0\.1:\d+\s+listening\s+0\s+3\s*$`).MatchString(out) {
+		t.Errorf("superd status: exit %d\n%s%s", code, out, errs)
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	// JSON logs: one activation line per connection.
+	if n := strings.Count(r.stderr.String(), `"msg":"activation"`); n != 3 {
+		t.Errorf("%d activation log lines, want 3", n)
+	}
+}
+
+func TestRunExits2WhenTheAdminListenerCannotBind(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+services:
+  hello:
+    listen: tcp://127.0.0.1:%d
+    exec: [/bin/true]
+%s`, busy.Addr(), freePort(t), userLine()))
+	code, _, errs := superd(t, "run", "-c", cfg)
+	if code != 2 || !strings.Contains(errs, "admin listener") {
+		t.Errorf("exit %d, want 2; stderr:\n%s", code, errs)
+	}
+}
+
+func TestStatusWithoutSuperdIsAClearError(t *testing.T) {
+	code, _, errs := superd(t, "status", "--addr", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	if code != 2 || !strings.Contains(errs, "is superd running?") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestGitDaemonInetd drives a real inetd-style program from Debian, `git
+// daemon --inetd`, with its real client.
+func TestGitDaemonInetd(t *testing.T) {
+	gitDaemon := "/usr/lib/git-core/git-daemon"
+	if _, err := os.Stat(gitDaemon); err != nil {
+		t.Fatalf("%s missing: `make test-deps` installs git", gitDaemon)
+	}
+	dir := worldDir(t)
+	repo := filepath.Join(dir, "srv", "project.git")
+	work := filepath.Join(dir, "work")
+	git := func(wd string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = wd
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.invalid",
+			"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.invalid", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	os.MkdirAll(work, 0o755)
+	os.MkdirAll(filepath.Dir(repo), 0o755)
+	git(work, "init", "-q", "-b", "main")
+	writeFile(t, work, "README", "served by superd\n")
+	git(work, "add", "README")
+	git(work, "commit", "-q", "-m", "first")
+	git(dir, "clone", "-q", "--bare", work, repo)
+	// Owned by nobody, the user git daemon runs as below: git refuses
+	// to serve a repository of another owner ("dubious ownership").
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && os.Geteuid() == 0 {
+			os.Lchown(p, 65534, 65534)
+		}
+		return nil
+	})
+
+	port, admin := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+services:
+  git:
+    listen: tcp://127.0.0.1:%d
+    exec: [%s, --inetd, --export-all, --base-path=%s]
+%s`, admin, port, gitDaemon, filepath.Join(dir, "srv"), userLine()))
+	r := startSuperd(t, cfg, admin)
+
+	clone := filepath.Join(dir, "clone")
+	git(dir, "clone", "-q", fmt.Sprintf("git://127.0.0.1:%d/project.git", port), clone)
+	b, err := os.ReadFile(filepath.Join(clone, "README"))
+	if err != nil || string(b) != "served by superd\n" {
+		t.Errorf("cloned README = %q, %v", b, err)
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	sc := bufio.NewScanner(strings.NewReader(r.stderr.String()))
+	activations := 0
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "activation") && strings.Contains(sc.Text(), `"service": "git"`) {
+			activations++
+		}
+	}
+	if activations < 1 {
+		t.Errorf("no activation of the git service logged:\n%s", r.stderr.String())
+	}
+}

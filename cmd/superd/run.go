@@ -1,0 +1,158 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/superd/superd/pkg/config"
+	"github.com/superd/superd/pkg/metrics"
+	"github.com/superd/superd/pkg/server"
+	"github.com/superd/superd/pkg/spawn"
+)
+
+func configFlag(fs *flag.FlagSet) *string {
+	p := fs.String("c", defaultConfig, "configuration `FILE`")
+	fs.StringVar(p, "config", defaultConfig, "configuration `FILE`")
+	return p
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	return config.Load(path, config.Options{AsRoot: os.Geteuid() == 0})
+}
+
+// checkCmd validates a configuration without touching any socket.
+func checkCmd(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d services)\n", *path, len(cfg.Services))
+	return nil
+}
+
+// newLogger builds superd's logger. No sampling (every activation line is
+// wanted) and no buffering (a buffered writer runs a flush ticker, which
+// would wake an idle superd).
+func newLogger(c config.Log) (*zap.Logger, error) {
+	var level zapcore.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, err
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "time"
+	ec.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if c.Format == "json" {
+		enc = zapcore.NewJSONEncoder(ec)
+	} else {
+		ec.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ec)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(os.Stderr), level)
+	return zap.New(core, zap.ErrorOutput(zapcore.Lock(os.Stderr))), nil
+}
+
+// runCmd serves in the foreground until SIGTERM or SIGINT.
+func runCmd(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	if err := spawn.CloseInheritedOnExec(); err != nil {
+		return runtimeError{err}
+	}
+
+	// Signals first, so a TERM that arrives while sockets are being bound
+	// is not fatal. An explicit list: with none, os/signal would also
+	// deliver the runtime's SIGURG.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	m := metrics.New(versionString())
+	m.ReloadSuccessful.Set(1)
+	m.ReloadSuccessSeconds.Set(float64(time.Now().UnixNano()) / 1e9)
+
+	srv, err := server.New(cfg, server.Options{Logger: log, Metrics: m})
+	if err != nil {
+		return runtimeError{err}
+	}
+
+	var admin *http.Server
+	if cfg.Admin.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			srv.Shutdown()
+			go srv.Run()
+			srv.Wait()
+			return runtimeError{fmt.Errorf("admin listener: %w", err)}
+		}
+		admin = &http.Server{Handler: m.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("admin listener failed", zap.Error(err))
+			}
+		}()
+		log.Info("admin listening", zap.String("addr", ln.Addr().String()))
+	}
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run() }()
+	for {
+		select {
+		case err := <-runErr:
+			if admin != nil {
+				admin.Close()
+			}
+			if err != nil {
+				return runtimeError{err}
+			}
+			return nil
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				log.Warn("SIGHUP: reload is not implemented yet; the running configuration stays")
+			default:
+				log.Info("signal received; stopping", zap.String("signal", sig.String()))
+				srv.Shutdown()
+			}
+		}
+	}
+}
