@@ -10,7 +10,7 @@ export CGO_ENABLED ?= 0
 
 # Test timeout per package; the whole suite stays well under CI's limit.
 TEST_TIMEOUT ?= 10m
-STATICCHECK  ?= honnef.co/go/tools/cmd/staticcheck@2025.1.1
+STATICCHECK  ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build run test test-deps lint bench fuzz clean help
 
@@ -19,7 +19,7 @@ all: build
 help:
 	@echo "make build      build $(BIN)/superd (static)"
 	@echo "make run        build and run superd on configs/demo.yaml"
-	@echo "make test       install test peers, vet, run every test with -race"
+	@echo "make test       install test peers, lint, run every test with -race"
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make bench      Go benchmarks of the hot paths"
 	@echo "make fuzz       run each fuzz target for FUZZTIME (default 30s)"
@@ -44,8 +44,7 @@ test-deps:
 	fi
 
 # -race needs cgo.
-test: test-deps build
-	$(GO) vet ./...
+test: test-deps build lint
 	CGO_ENABLED=1 $(GO) test -race -timeout $(TEST_TIMEOUT) ./...
 
 lint:

@@ -28,6 +28,7 @@ const usage = `usage:
   superd check [-c FILE]            validate a configuration
   superd status [--addr HOST:PORT] [--json]
                                     show a running superd's services
+  superd import xinetd|inetd FILE   convert an xinetd.conf or inetd.conf to superd YAML
   superd version                    print version information
 `
 
@@ -55,6 +56,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		err = checkCmd(args[1:], stdout)
 	case "status":
 		err = statusCmd(args[1:], stdout)
+	case "import":
+		err = importCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 	case "help", "-h", "--help":

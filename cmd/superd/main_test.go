@@ -408,3 +408,50 @@ services:
 		t.Errorf("no activation of the git service logged:\n%s", r.stderr.String())
 	}
 }
+
+// TestDemoConfigAnswersItsReadmeExamples runs configs/demo.yaml — what
+// `make run` serves — and tries each service as README.md shows, with Go
+// clients in place of nc, socat and curl. It uses the demo's fixed ports.
+func TestDemoConfigAnswersItsReadmeExamples(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the demo's children run as nobody, which needs root")
+	}
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("the demo's wait-mode services are python3 programs")
+	}
+	r := startSuperd(t, "../../configs/demo.yaml", "127.0.0.1:9750")
+
+	for _, addr := range []string{"127.0.0.1:7001", "[::1]:7001"} {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		b, _ := io.ReadAll(c)
+		c.Close()
+		host, _, _ := net.SplitHostPort(addr)
+		if !strings.HasPrefix(string(b), "hello "+host+":") || !strings.Contains(string(b), "this is greet") {
+			t.Errorf("greet via %s: %q", addr, b)
+		}
+	}
+
+	u, err := net.Dial("udp", "127.0.0.1:7002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	u.SetDeadline(time.Now().Add(15 * time.Second))
+	u.Write([]byte("hello\n"))
+	buf := make([]byte, 64)
+	if n, err := u.Read(buf); err != nil || string(buf[:n]) != "HELLO\n" {
+		t.Errorf("shout answered %q, %v", buf[:n], err)
+	}
+
+	body := get(t, "http://127.0.0.1:7080/")
+	if !strings.Contains(body, "LISTEN_FDS=1 LISTEN_FDNAMES=http") {
+		t.Errorf("web answered %q", body)
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
