@@ -17,6 +17,7 @@ import (
 
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/metrics"
+	"github.com/superd/superd/pkg/notify"
 	"github.com/superd/superd/pkg/server"
 	"github.com/superd/superd/pkg/spawn"
 )
@@ -135,6 +136,8 @@ func runCmd(args []string, stderr io.Writer) error {
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
+	notifier := notify.FromEnv()
+	logNotify(log, notifier.Ready(fmt.Sprintf("serving %d services", len(cfg.Services))))
 	for {
 		select {
 		case err := <-runErr:
@@ -148,11 +151,54 @@ func runCmd(args []string, stderr io.Writer) error {
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				log.Warn("SIGHUP: reload is not implemented yet; the running configuration stays")
+				logNotify(log, notifier.Reloading())
+				if next := reload(log, m, srv, *path, cfg); next != nil {
+					cfg = next
+				}
+				logNotify(log, notifier.Ready(fmt.Sprintf("serving %d services", len(cfg.Services))))
 			default:
 				log.Info("signal received; stopping", zap.String("signal", sig.String()))
+				logNotify(log, notifier.Stopping())
 				srv.Shutdown()
 			}
 		}
+	}
+}
+
+// reload loads the configuration at path and applies it. An invalid one is
+// logged error by error and changes nothing. It returns the configuration
+// now running if it changed, else nil.
+func reload(log *zap.Logger, m *metrics.Metrics, srv *server.Server, path string, running *config.Config) *config.Config {
+	log.Info("reloading", zap.String("config", path))
+	cfg, err := loadConfig(path)
+	if err == nil {
+		err = srv.Reload(cfg)
+	}
+	if err != nil {
+		m.ReloadSuccessful.Set(0)
+		var errs config.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				log.Error("reload refused: configuration error", zap.String("error", e.Error()))
+			}
+		} else {
+			log.Error("reload failed", zap.Error(err))
+		}
+		log.Warn("the running configuration stays")
+		return nil
+	}
+	m.ReloadSuccessful.Set(1)
+	m.ReloadSuccessSeconds.Set(float64(time.Now().UnixNano()) / 1e9)
+	if cfg.Log != running.Log || cfg.Admin != running.Admin {
+		log.Warn("log and admin settings take effect at the next start, not on reload")
+	}
+	return cfg
+}
+
+// logNotify logs a failed sd_notify: the service manager's problem is
+// worth a line, never a stop.
+func logNotify(log *zap.Logger, err error) {
+	if err != nil {
+		log.Warn("sd_notify failed", zap.Error(err))
 	}
 }

@@ -112,6 +112,7 @@ func (s *Server) startChild(c *child, files []int, env []string) {
 // spawned is a spawn's result, back on the loop.
 func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error) {
 	s.spawning--
+	c.svc = c.svc.current() // a reload may have replaced it meanwhile
 	svc := c.svc
 	if err != nil {
 		svc.active--

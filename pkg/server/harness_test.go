@@ -199,3 +199,5 @@ func dialReport(t *testing.T, network, addr string) (report, net.Addr) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func zapInt(k string, v int) zap.Field { return zap.Int(k, v) }

@@ -105,10 +105,13 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	for _, sc := range cfg.Services {
 		svc := newService(s, sc)
 		s.services = append(s.services, svc)
-		svc.start(s)
+		svc.startWith(s, noSocket)
 	}
 	return s, nil
 }
+
+// noSocket offers no open fd: every socket is opened anew.
+func noSocket(config.Socket) (int, bool) { return -1, false }
 
 func (s *Server) closeCore() {
 	for _, fd := range []int{s.epfd, s.evfd, s.devnull} {

@@ -69,6 +69,9 @@ type service struct {
 	activations uint64
 	// waitChild is the wait-mode child holding the sockets, if any.
 	waitChild *child
+	// replacedBy is the service of the same name a reload put in this
+	// one's place; children and pending spawns follow it.
+	replacedBy *service
 	// backoff is the next wait-mode back-off; 0 after a healthy run.
 	backoff time.Duration
 	m       *metrics.Service
@@ -100,25 +103,33 @@ func newService(s *Server, sc *config.Service) *service {
 	return svc
 }
 
-// start binds the service's sockets and starts watching them; on failure the
-// service is marked failed and every socket it had opened is closed.
-func (svc *service) start(s *Server) {
+// startWith binds the service's sockets and starts watching them (unless a
+// wait-mode child it adopted still holds them). take offers an already open
+// fd for a socket (one kept across a reload, or inherited); the rest are
+// opened here. On failure the service is marked failed and every socket it
+// had is closed. It returns how many sockets take supplied.
+func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (taken int) {
 	if svc.cfg.Disabled {
 		svc.setState(StateDisabled)
-		return
+		return 0
 	}
 	if svc.spec == nil {
 		svc.log.Error("service not started: internal and redirect services are not implemented yet")
 		svc.setState(StateFailed)
-		return
+		return 0
 	}
 	for _, sc := range svc.cfg.Sockets {
-		fd, err := listener.Open(sc.Address, sc.Options)
-		if err != nil {
-			svc.log.Error("service failed: cannot listen", zap.String("listen", sc.Address.String()), zap.Error(err))
-			svc.closeSockets(s)
-			svc.setState(StateFailed)
-			return
+		fd, ok := take(sc)
+		if ok {
+			taken++
+		} else {
+			var err error
+			if fd, err = listener.Open(sc.Address, sc.Options); err != nil {
+				svc.log.Error("service failed: cannot listen", zap.String("listen", sc.Address.String()), zap.Error(err))
+				svc.closeSockets(s)
+				svc.setState(StateFailed)
+				return taken
+			}
 		}
 		sk := &socket{svc: svc, cfg: sc, fd: fd}
 		if a := sc.Address; a.Family != listener.Unix && !a.IP.IsUnspecified() {
@@ -127,8 +138,15 @@ func (svc *service) start(s *Server) {
 		}
 		svc.socks = append(svc.socks, sk)
 	}
-	svc.arm(s)
+	if svc.waitChild != nil {
+		// The child holds the sockets in blocking mode; they are
+		// watched again when it exits.
+		svc.setState(StateRunning)
+	} else {
+		svc.arm(s)
+	}
 	svc.log.Info("listening", zap.Strings("listen", svc.listenStrings()), zap.Stringer("mode", svc.cfg.Mode))
+	return taken
 }
 
 func (svc *service) listenStrings() []string {

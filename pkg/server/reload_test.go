@@ -1,0 +1,203 @@
+package server
+
+import (
+	"bufio"
+	"net"
+	"strings"
+
+	"testing"
+	"time"
+
+	"github.com/superd/superd/pkg/config"
+	"github.com/superd/superd/pkg/metrics"
+)
+
+// reloadTo parses yamlText and reloads h's server with it.
+func (h *harness) reloadTo(yamlText string) {
+	h.t.Helper()
+	yamlText = strings.ReplaceAll(yamlText, "{{BIN}}", helperBinary(h.t))
+	cfg, err := config.Parse("reload.yaml", []byte(yamlText), config.Options{})
+	if err != nil {
+		h.t.Fatalf("config: %v", err)
+	}
+	if err := h.srv.Reload(cfg); err != nil {
+		h.t.Fatalf("reload: %v", err)
+	}
+}
+
+// blockLoop parks the event loop until the returned func is called, as a
+// slow reload would.
+func (h *harness) blockLoop() (release func()) {
+	parked, resume := make(chan struct{}), make(chan struct{})
+	h.srv.post(func() { close(parked); <-resume })
+	<-parked
+	return func() { close(resume) }
+}
+
+func TestReloadKeepsUnchangedSocketsWithTheirBacklog(t *testing.T) {
+	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	one := `
+services:
+  keep:
+    listen: tcp://127.0.0.1:` + itoa(p1) + `
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+`
+	h := start(t, one)
+	// While the loop is busy, clients connect: the kernel queues them in
+	// the listening socket's backlog.
+	release := h.blockLoop()
+	const n = 20
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", "127.0.0.1:"+itoa(p1))
+		if err != nil {
+			release()
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	// The reload (adding a service) is queued behind the busy loop, so it
+	// runs before any of the waiting connections is accepted.
+	reloaded := make(chan struct{})
+	go func() {
+		defer close(reloaded)
+		h.reloadTo(one + `
+  added:
+    listen: tcp://127.0.0.1:` + itoa(p2) + `
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+`)
+	}()
+	waitFor(t, "reload queued", func() bool {
+		h.srv.mu.Lock()
+		defer h.srv.mu.Unlock()
+		return len(h.srv.queue) > 0
+	})
+	release()
+	<-reloaded
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := "hello " + itoa(i) + "\n"
+		c.Write([]byte(msg))
+		got, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil || got != msg {
+			t.Errorf("backlogged connection %d: %q, %v", i, got, err)
+		}
+	}
+	if got := dialEcho(t, "127.0.0.1:"+itoa(p2), "new\n"); got != "new\n" {
+		t.Errorf("added service answered %q", got)
+	}
+	if n := h.logs.FilterMessage("configuration reloaded").FilterField(zapInt("sockets_kept", 1)).Len(); n != 1 {
+		t.Errorf("reload did not keep the unchanged socket: %v", h.logs.FilterMessage("configuration reloaded").AllUntimed())
+	}
+}
+
+func TestReloadClosesRemovedAndRebindsChangedSockets(t *testing.T) {
+	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	h := start(t, `
+services:
+  changes:
+    listen: tcp://127.0.0.1:`+itoa(p1)+`
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+  goes:
+    listen: tcp://127.0.0.1:`+itoa(p2)+`
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+`)
+	h.reloadTo(`
+services:
+  changes:
+    listen: tcp://127.0.0.1:` + itoa(p1) + `
+    socket: {no_delay: true}
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+`)
+	if got := dialEcho(t, "127.0.0.1:"+itoa(p1), "still here\n"); got != "still here\n" {
+		t.Errorf("changed service answered %q", got)
+	}
+	if c, err := net.Dial("tcp", "127.0.0.1:"+itoa(p2)); err == nil {
+		c.Close()
+		t.Error("removed service's port still accepts connections")
+	}
+	st, _ := h.srv.Status(5 * time.Second)
+	if len(st) != 1 || st[0].Name != "changes" {
+		t.Errorf("services after reload: %+v", st)
+	}
+}
+
+func TestReloadNeverStopsRunningChildren(t *testing.T) {
+	port := freePort(t, "tcp")
+	h := start(t, `
+services:
+  held:
+    listen: tcp://127.0.0.1:`+itoa(port)+`
+    exec: ["{{BIN}}", "superd-helper", "hold"]
+`)
+	c, err := net.Dial("tcp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	rd := bufio.NewReader(c)
+	if _, err := rd.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	// The service goes away; its child does not.
+	h.reloadTo("services: {}\n")
+	if got := h.exits("held", metrics.OutcomeSignal) + h.exits("held", metrics.OutcomeStopped); got != 0 {
+		t.Fatalf("a child was stopped by the reload")
+	}
+	c.(*net.TCPConn).CloseWrite()
+	h.waitExits("held", 1)
+	if got := h.exits("held", metrics.OutcomeSuccess); got != 1 {
+		t.Errorf("the child did not finish normally after the reload")
+	}
+}
+
+func TestReloadedWaitServiceKeepsItsRunningChild(t *testing.T) {
+	port := freePort(t, "udp")
+	cfg := `
+services:
+  dgram:
+    listen: udp://127.0.0.1:` + itoa(port) + `
+    exec: ["{{BIN}}", "superd-helper", "udp-reply", "2"]
+`
+	h := start(t, cfg)
+	c, err := net.Dial("udp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 128)
+	ask := func(msg string) string {
+		c.Write([]byte(msg))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, _, _ := strings.Cut(string(buf[:n]), ":")
+		return pid
+	}
+	first := ask("a")
+	h.reloadTo(cfg) // the child still holds the socket
+	if second := ask("b"); second != first {
+		t.Errorf("after reload another process (%s, not %s) answered while the first child ran", second, first)
+	}
+	h.waitExits("dgram", 1)
+	if third := ask("c"); third == first {
+		t.Errorf("the socket was not re-armed for a new child after the reload")
+	}
+}
+
+func dialEcho(t *testing.T, addr, msg string) string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte(msg))
+	got, _ := bufio.NewReader(c).ReadString('\n')
+	return got
+}
