@@ -152,34 +152,37 @@ func TestVersion(t *testing.T) {
 // running is a superd process started by a test.
 type running struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *logFile
 	exited chan error
 }
 
-type lockedBuffer struct {
-	mu  chan struct{}
-	buf bytes.Buffer
+// logFile collects a process's output in a file. Unlike a pipe, it lets
+// cmd.Wait return while a process the child started (a live upgrade's new
+// superd) still holds the same stderr, and it reads safely while written.
+type logFile struct{ f *os.File }
+
+func newLogFile(t *testing.T) *logFile {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "log-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &logFile{f: f}
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.String()
+func (l *logFile) String() string {
+	b, _ := os.ReadFile(l.f.Name())
+	return string(b)
 }
 
 // startSuperd runs `superd run -c cfg` and waits until its admin listener
 // answers /healthz.
 func startSuperd(t *testing.T, cfg, admin string) *running {
 	t.Helper()
-	r := &running{stderr: &lockedBuffer{mu: make(chan struct{}, 1)}, exited: make(chan error, 1)}
+	r := &running{stderr: newLogFile(t), exited: make(chan error, 1)}
 	r.cmd = exec.Command(superdBin, "run", "-c", cfg)
-	r.cmd.Stderr = r.stderr
+	r.cmd.Stderr = r.stderr.f
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -104,58 +104,95 @@ func runCmd(args []string, stderr io.Writer) error {
 	// is not fatal. An explicit list: with none, os/signal would also
 	// deliver the runtime's SIGURG.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
+
+	// The binary to run on a live upgrade: the path this one was started
+	// from, whatever file is there by then.
+	exe, err := os.Executable()
+	if err != nil {
+		return runtimeError{err}
+	}
+	in, err := takeInherited()
+	if err != nil {
+		log.Warn("inherited sockets", zap.Error(err))
+	}
 
 	m := metrics.New(versionString())
 	m.ReloadSuccessful.Set(1)
 	m.ReloadSuccessSeconds.Set(float64(time.Now().UnixNano()) / 1e9)
 
-	srv, err := server.New(cfg, server.Options{Logger: log, Metrics: m})
+	var adminLn net.Listener
+	if cfg.Admin.Listen != "" {
+		adminLn, err = in.adminFrom(cfg.Admin.Listen)
+		if adminLn == nil && err == nil {
+			adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
+		}
+		if err != nil {
+			return runtimeError{fmt.Errorf("admin listener: %w", err)}
+		}
+	}
+	srv, err := server.New(cfg, server.Options{Logger: log, Metrics: m, Inherited: in.inherited, Held: in.held})
 	if err != nil {
 		return runtimeError{err}
 	}
-
 	var admin *http.Server
-	if cfg.Admin.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Admin.Listen)
-		if err != nil {
-			srv.Shutdown()
-			go srv.Run()
-			srv.Wait()
-			return runtimeError{fmt.Errorf("admin listener: %w", err)}
-		}
+	if adminLn != nil {
 		admin = &http.Server{Handler: m.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
-			if err := admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin listener failed", zap.Error(err))
 			}
 		}()
-		log.Info("admin listening", zap.String("addr", ln.Addr().String()))
+		log.Info("admin listening", zap.String("addr", adminLn.Addr().String()))
 	}
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
 	notifier := notify.FromEnv()
 	logNotify(log, notifier.Ready(fmt.Sprintf("serving %d services", len(cfg.Services))))
+	in.signalReady(log, srv)
+
+	up := &upgrader{log: log, srv: srv, exe: exe, admin: adminLn, notifySocket: notifier.Addr()}
+	var handedOver *os.File // the freed pipe, once a new superd took over
 	for {
 		select {
 		case err := <-runErr:
 			if admin != nil {
 				admin.Close()
 			}
+			if handedOver != nil {
+				handedOver.Close()
+			}
 			if err != nil {
 				return runtimeError{err}
 			}
 			return nil
 		case sig := <-sigs:
-			switch sig {
-			case syscall.SIGHUP:
+			switch {
+			case handedOver != nil:
+				log.Info("signal ignored: a new superd serves; waiting for children to finish", zap.String("signal", sig.String()))
+			case sig == syscall.SIGHUP:
 				logNotify(log, notifier.Reloading())
 				if next := reload(log, m, srv, *path, cfg); next != nil {
 					cfg = next
 				}
 				logNotify(log, notifier.Ready(fmt.Sprintf("serving %d services", len(cfg.Services))))
+			case sig == syscall.SIGUSR2:
+				freed, err := up.start()
+				if err != nil {
+					log.Error("upgrade failed; this superd keeps serving", zap.Error(err))
+					continue
+				}
+				handedOver = freed
+				if admin != nil {
+					admin.Close()
+				}
+				srv.Handover(func(keys []string) {
+					for _, k := range keys {
+						freed.WriteString(k + "\n")
+					}
+				})
 			default:
 				log.Info("signal received; stopping", zap.String("signal", sig.String()))
 				logNotify(log, notifier.Stopping())

@@ -127,8 +127,17 @@ func New(version string) *Metrics {
 	return m
 }
 
+// Reasons and Outcomes are every label value superd uses, so each series
+// exists from the start at 0: rate() and increase() cannot see the first
+// event of a series that appears with it.
+var (
+	Reasons  = []string{ReasonMaxInstances, ReasonMaxPerSource, ReasonRateLimit, ReasonAccess, ReasonAccessTimes, ReasonSpawnError, ReasonResources}
+	Outcomes = []string{OutcomeSuccess, OutcomeFailure, OutcomeSignal, OutcomeStopped}
+)
+
 // Service is one service's metric children, resolved once so that counting
-// an activation costs an atomic add.
+// an activation, a refusal or an exit costs a map lookup at most and never
+// a label hash.
 type Service struct {
 	Activations   prometheus.Counter
 	Accepted      prometheus.Counter
@@ -136,32 +145,39 @@ type Service struct {
 	ChildDuration prometheus.Observer
 	SpawnSeconds  prometheus.Observer
 	Up            prometheus.Gauge
-	m             *Metrics
-	name          string
+	rejected      map[string]prometheus.Counter
+	exits         map[string]prometheus.Counter
 }
 
 // ForService resolves the per-service children for name.
 func (m *Metrics) ForService(name string) *Service {
-	return &Service{
+	s := &Service{
 		Activations:   m.Activations.WithLabelValues(name),
 		Accepted:      m.ConnectionsAccepted.WithLabelValues(name),
 		Instances:     m.Instances.WithLabelValues(name),
 		ChildDuration: m.ChildDuration.WithLabelValues(name),
 		SpawnSeconds:  m.SpawnSeconds.WithLabelValues(name),
 		Up:            m.ServiceUp.WithLabelValues(name),
-		m:             m,
-		name:          name,
+		rejected:      make(map[string]prometheus.Counter, len(Reasons)),
+		exits:         make(map[string]prometheus.Counter, len(Outcomes)),
 	}
+	for _, r := range Reasons {
+		s.rejected[r] = m.ConnectionsRejected.WithLabelValues(name, r)
+	}
+	for _, o := range Outcomes {
+		s.exits[o] = m.ChildExits.WithLabelValues(name, o)
+	}
+	return s
 }
 
-// Rejected counts one refusal for reason.
+// Rejected counts one refusal for reason, one of Reasons.
 func (s *Service) Rejected(reason string) {
-	s.m.ConnectionsRejected.WithLabelValues(s.name, reason).Inc()
+	s.rejected[reason].Inc()
 }
 
-// Exited counts one child exit with outcome.
+// Exited counts one child exit with outcome, one of Outcomes.
 func (s *Service) Exited(outcome string) {
-	s.m.ChildExits.WithLabelValues(s.name, outcome).Inc()
+	s.exits[outcome].Inc()
 }
 
 // Forget removes every series of a service that no longer exists, so a

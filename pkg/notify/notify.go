@@ -29,6 +29,9 @@ func FromEnv() *Notifier {
 	return &Notifier{addr: addr}
 }
 
+// Addr is the socket this notifier sends to, as NOTIFY_SOCKET wrote it.
+func (n *Notifier) Addr() string { return n.addr }
+
 // Enabled reports whether a service manager listens.
 func (n *Notifier) Enabled() bool { return n != nil && n.addr != "" }
 

@@ -33,6 +33,9 @@ type child struct {
 	stderr     *stderrLog
 	stopping   bool
 	killTimer  *time.Timer
+	// heldKeys are the socket keys a wait-mode child holds after a live
+	// upgrade handed them over; the new superd is told when it exits.
+	heldKeys []string
 }
 
 // newChild is a child about to be spawned for svc; conn is the accepted
@@ -153,7 +156,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 	} else {
 		svc.log.Info("activation", zap.Int("pid", pid))
 	}
-	if s.stopping {
+	if s.stopping && !s.handedOver {
 		c.stop(s)
 	}
 }
@@ -209,6 +212,9 @@ func (c *child) ready(s *Server, _ uint32) {
 	svc.m.Exited(outcome)
 	svc.log.Info("exit", fields...)
 
+	if c.heldKeys != nil && s.freed != nil {
+		s.freed(c.heldKeys)
+	}
 	if svc.waitChild == c && !s.stopping && svc.socks != nil {
 		svc.rearmWait(s, ran, outcome == metrics.OutcomeFailure || outcome == metrics.OutcomeSignal)
 	} else if svc.waitChild == c {

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/superd/superd/pkg/config"
+	"github.com/superd/superd/pkg/listener"
 	"github.com/superd/superd/pkg/metrics"
 )
 
@@ -24,6 +25,14 @@ type Options struct {
 	Metrics *metrics.Metrics
 	// Spawners bounds how many forks run at once; 0 means one per CPU.
 	Spawners int
+	// Inherited are listening sockets superd was started with (LISTEN_FDS
+	// or a live upgrade); a configured socket whose address matches one
+	// uses it instead of binding. Unmatched ones are logged and closed.
+	Inherited []listener.Inherited
+	// Held are the keys (listener.Key) of inherited sockets that a
+	// wait-mode child of the previous superd still serves: they are not
+	// watched until Release names them.
+	Held []string
 }
 
 // Server runs one configuration's services. Create it with New, run it with
@@ -42,6 +51,12 @@ type Server struct {
 	spawning int            // spawns handed to the pool, result not yet back
 	stopping bool
 	events   []unix.EpollEvent
+	// held are keys of sockets a previous superd's child still serves.
+	held map[string]bool
+	// handedOver is set once a live upgrade gave the sockets to a new
+	// superd; freed then tells it of each wait-mode socket let go.
+	handedOver bool
+	freed      func(keys []string)
 
 	// spawnSem bounds concurrent forks.
 	spawnSem chan struct{}
@@ -102,16 +117,35 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.closeCore()
 		return nil, err
 	}
+	s.held = make(map[string]bool, len(opts.Held))
+	for _, k := range opts.Held {
+		s.held[k] = true
+	}
+	pool := make(map[string]listener.Inherited, len(opts.Inherited))
+	for _, in := range opts.Inherited {
+		pool[in.Address.String()] = in
+	}
+	take := func(sc config.Socket) (int, bool) {
+		k := listener.Key(sc.Address, sc.Options)
+		in, ok := pool[k]
+		if !ok {
+			return -1, false
+		}
+		delete(pool, k)
+		return in.FD, true
+	}
 	for _, sc := range cfg.Services {
 		svc := newService(s, sc)
 		s.services = append(s.services, svc)
-		svc.startWith(s, noSocket)
+		svc.startWith(s, take)
+	}
+	for _, in := range pool {
+		s.log.Warn("inherited socket matches no configured listen; closing it",
+			zap.String("address", in.Address.String()), zap.String("name", in.Name))
+		unix.Close(in.FD)
 	}
 	return s, nil
 }
-
-// noSocket offers no open fd: every socket is opened anew.
-func noSocket(config.Socket) (int, bool) { return -1, false }
 
 func (s *Server) closeCore() {
 	for _, fd := range []int{s.epfd, s.evfd, s.devnull} {
@@ -233,6 +267,68 @@ func (s *Server) unwatch(fd int) {
 	}
 	delete(s.watched, fd)
 	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+// Release says a previous superd's wait-mode child no longer serves the
+// socket with key (listener.Key): it is watched from now on.
+func (s *Server) Release(key string) {
+	s.post(func() {
+		if !s.held[key] {
+			return
+		}
+		delete(s.held, key)
+		for _, svc := range s.services {
+			if svc.holdsKey(key) && !svc.heldByPrevious(s) && svc.waitChild == nil {
+				svc.log.Info("previous superd released the sockets")
+				svc.rearmWait(s, 0, false)
+			}
+		}
+	})
+}
+
+// Listening lists every listening socket now open, by listener.Key, for a
+// live upgrade; busy are those a wait-mode child holds now.
+func (s *Server) Listening() (keys []string, fds []int, busy []string, err error) {
+	err = s.call(func() {
+		for _, svc := range s.services {
+			for _, sk := range svc.socks {
+				k := listener.Key(sk.cfg.Address, sk.cfg.Options)
+				keys = append(keys, k)
+				fds = append(fds, sk.fd)
+				if svc.waitChild != nil || s.held[k] {
+					busy = append(busy, k)
+				}
+			}
+		}
+	}, reloadTimeout)
+	return keys, fds, busy, err
+}
+
+// Handover ends this superd's part after a live upgrade: it stops watching
+// and closes its copies of the listening sockets (the new superd holds the
+// same sockets; files of UNIX sockets stay), leaves running children to
+// finish, and lets Run return once they have. freed is called on the loop
+// with the keys of a wait-mode service's sockets when its child exits, so
+// the new superd can start watching them.
+func (s *Server) Handover(freed func(keys []string)) {
+	s.post(func() {
+		s.stopping = true
+		s.handedOver = true
+		s.freed = freed
+		for _, svc := range s.services {
+			svc.disarm(s)
+			var keys []string
+			for _, sk := range svc.socks {
+				keys = append(keys, listener.Key(sk.cfg.Address, sk.cfg.Options))
+				unix.Close(sk.fd)
+			}
+			if svc.waitChild != nil {
+				svc.waitChild.heldKeys = keys
+			}
+			svc.socks = nil
+		}
+		s.log.Info("handed the sockets over; waiting for children to finish", zap.Int("children", len(s.children)))
+	})
 }
 
 func (s *Server) beginShutdown() {

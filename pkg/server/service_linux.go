@@ -138,15 +138,43 @@ func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (
 		}
 		svc.socks = append(svc.socks, sk)
 	}
-	if svc.waitChild != nil {
+	switch {
+	case svc.waitChild != nil:
 		// The child holds the sockets in blocking mode; they are
 		// watched again when it exits.
 		svc.setState(StateRunning)
-	} else {
+	case svc.heldByPrevious(s):
+		// A previous superd's child serves them: Release will tell.
+		svc.setState(StateRunning)
+	default:
+		for _, sk := range svc.socks {
+			unix.SetNonblock(sk.fd, true) // inherited ones may be blocking
+		}
 		svc.arm(s)
 	}
 	svc.log.Info("listening", zap.Strings("listen", svc.listenStrings()), zap.Stringer("mode", svc.cfg.Mode))
 	return taken
+}
+
+// heldByPrevious says whether a previous superd's wait-mode child still
+// serves one of the service's sockets.
+func (svc *service) heldByPrevious(s *Server) bool {
+	for _, sk := range svc.socks {
+		if s.held[listener.Key(sk.cfg.Address, sk.cfg.Options)] {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsKey says whether one of the service's sockets has key.
+func (svc *service) holdsKey(key string) bool {
+	for _, sk := range svc.socks {
+		if listener.Key(sk.cfg.Address, sk.cfg.Options) == key {
+			return true
+		}
+	}
+	return false
 }
 
 func (svc *service) listenStrings() []string {

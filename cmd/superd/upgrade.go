@@ -1,0 +1,263 @@
+package main
+
+// Live upgrade (SIGUSR2). At any moment one or two superd processes serve,
+// and at most one of them is not yet ready:
+//
+//  1. The running superd (old) starts its binary as it is on disk now, with
+//     its own arguments, handing over every listening socket and the admin
+//     listener from fd 3 on (LISTEN_FDS, as sd_listen_fds(3) but without
+//     LISTEN_PID, which the parent cannot know before the fork) and two pipes:
+//     SUPERD_UPGRADE_READY (new → old) and SUPERD_UPGRADE_FREED (old → new).
+//     SUPERD_UPGRADE_HELD lists, by index among the passed fds, the sockets a
+//     wait-mode child of the old superd is serving right now.
+//  2. The new superd loads its configuration, adopts each passed socket whose
+//     address matches a configured listen (binding the rest), starts serving,
+//     and writes "READY\n" to the ready pipe. Both processes now accept from
+//     the same sockets, so no client is refused.
+//  3. On READY the old superd closes its copies of the sockets (UNIX socket
+//     files stay), stops its admin listener, and waits for its children to
+//     finish; each time one of its wait-mode children exits it writes the
+//     socket keys that child held, one per line, to the freed pipe, and the
+//     new superd starts watching them. It exits 0 once no child is left.
+//
+// If the new process exits, fails its configuration, or is not ready within
+// upgradeTimeout, the old one kills it if needed and keeps serving.
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/superd/superd/pkg/listener"
+	"github.com/superd/superd/pkg/server"
+)
+
+const (
+	envUpgradeReady = "SUPERD_UPGRADE_READY"
+	envUpgradeFreed = "SUPERD_UPGRADE_FREED"
+	envUpgradeHeld  = "SUPERD_UPGRADE_HELD"
+	upgradeTimeout  = 60 * time.Second
+	readyMessage    = "READY\n"
+)
+
+// upgradeIn is what a superd started by a live upgrade received.
+type upgradeIn struct {
+	ready, freed *os.File // nil when not started by an upgrade
+	inherited    []listener.Inherited
+	held         []string
+}
+
+// takeInherited collects the sockets this process was started with, by a
+// service manager or by an upgrade, and clears the variables that said so.
+func takeInherited() (upgradeIn, error) {
+	var in upgradeIn
+	readyFD, upgrading := os.LookupEnv(envUpgradeReady)
+	freedFD := os.Getenv(envUpgradeFreed)
+	heldIdx := os.Getenv(envUpgradeHeld)
+	for _, k := range []string{envUpgradeReady, envUpgradeFreed, envUpgradeHeld} {
+		os.Unsetenv(k)
+	}
+	inherited, err := listener.TakeInherited(upgrading)
+	in.inherited = inherited
+	if !upgrading {
+		return in, err
+	}
+	in.ready = fdFile(readyFD, "upgrade-ready")
+	in.freed = fdFile(freedFD, "upgrade-freed")
+	for _, s := range strings.Split(heldIdx, ",") {
+		if i, err := strconv.Atoi(s); err == nil && i >= 0 && i < len(inherited) {
+			in.held = append(in.held, inherited[i].Address.String())
+		}
+	}
+	return in, err
+}
+
+func fdFile(s, name string) *os.File {
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		return nil
+	}
+	unix.CloseOnExec(fd)
+	return os.NewFile(uintptr(fd), name)
+}
+
+// adminFrom takes the inherited socket matching the admin address, if any.
+func (in *upgradeIn) adminFrom(addr string) (net.Listener, error) {
+	want, err := listener.ParseAddress("tcp://" + addr)
+	if err != nil {
+		return nil, nil // not an IP literal: bind it normally
+	}
+	for i, s := range in.inherited {
+		if s.Address == want {
+			in.inherited = append(in.inherited[:i], in.inherited[i+1:]...)
+			f := os.NewFile(uintptr(s.FD), "admin")
+			defer f.Close()
+			return net.FileListener(f)
+		}
+	}
+	return nil, nil
+}
+
+// signalReady tells the old superd this one serves, and starts relaying its
+// "socket freed" messages to the server.
+func (in *upgradeIn) signalReady(log *zap.Logger, srv *server.Server) {
+	if in.ready == nil {
+		return
+	}
+	if _, err := in.ready.WriteString(readyMessage); err != nil {
+		log.Error("cannot tell the previous superd we are ready", zap.Error(err))
+	}
+	in.ready.Close()
+	if in.freed == nil {
+		return
+	}
+	go func() {
+		defer in.freed.Close()
+		sc := bufio.NewScanner(in.freed)
+		for sc.Scan() {
+			srv.Release(sc.Text())
+		}
+	}()
+}
+
+// upgrader is the old side of an upgrade.
+type upgrader struct {
+	log   *zap.Logger
+	srv   *server.Server
+	exe   string
+	admin net.Listener
+	// notifySocket is passed on so the new superd can tell the service
+	// manager its pid (systemd needs NotifyAccess=all for that).
+	notifySocket string
+}
+
+// start runs the new superd and waits for it to be ready. It returns the
+// write end of the freed pipe on success; on failure the new process is gone
+// and the old one keeps serving.
+func (u *upgrader) start() (*os.File, error) {
+	keys, fds, busy, err := u.srv.Listening()
+	if err != nil {
+		return nil, err
+	}
+	files := []uintptr{0, 1, 2}
+	for _, fd := range fds {
+		files = append(files, uintptr(fd))
+	}
+	n := len(fds)
+	if u.admin != nil {
+		af, err := u.admin.(*net.TCPListener).File()
+		if err != nil {
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+		defer af.Close()
+		files = append(files, af.Fd())
+		n++
+	}
+	var ready, freed [2]int
+	if err := unix.Pipe2(ready[:], unix.O_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	if err := unix.Pipe2(freed[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(ready[0])
+		unix.Close(ready[1])
+		return nil, os.NewSyscallError("pipe2", err)
+	}
+	readyR := os.NewFile(uintptr(ready[0]), "upgrade-ready")
+	freedW := os.NewFile(uintptr(freed[1]), "upgrade-freed")
+	files = append(files, uintptr(ready[1]), uintptr(freed[0]))
+	var held []string
+	for i, k := range keys {
+		for _, b := range busy {
+			if b == k {
+				held = append(held, strconv.Itoa(i))
+			}
+		}
+	}
+	env := upgradeEnv(n, len(files)-2, len(files)-1, held, u.notifySocket)
+	// Raw ForkExec: os.StartProcess would switch the passed sockets to
+	// blocking mode, and they are shared with this process's loop.
+	pid, err := syscall.ForkExec(u.exe, os.Args, &syscall.ProcAttr{Env: env, Files: files})
+	unix.Close(ready[1])
+	unix.Close(freed[0])
+	if err != nil {
+		readyR.Close()
+		freedW.Close()
+		return nil, fmt.Errorf("start %s: %w", u.exe, err)
+	}
+	u.log.Info("upgrade: new superd started; waiting for it to be ready", zap.Int("pid", pid), zap.Int("sockets", n))
+	err = waitReady(readyR, upgradeTimeout)
+	readyR.Close()
+	if err != nil {
+		freedW.Close()
+		unix.Kill(pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, 0, nil)
+		return nil, fmt.Errorf("new superd (pid %d) %w", pid, err)
+	}
+	u.log.Info("upgrade: new superd is ready; handing over", zap.Int("pid", pid))
+	return freedW, nil
+}
+
+func upgradeEnv(nfds, readyFD, freedFD int, held []string, notifySocket string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "LISTEN_") || strings.HasPrefix(k, "SUPERD_UPGRADE_") || k == "NOTIFY_SOCKET" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env,
+		"LISTEN_FDS="+strconv.Itoa(nfds),
+		envUpgradeReady+"="+strconv.Itoa(readyFD),
+		envUpgradeFreed+"="+strconv.Itoa(freedFD),
+		envUpgradeHeld+"="+strings.Join(held, ","),
+	)
+	if notifySocket != "" {
+		env = append(env, "NOTIFY_SOCKET="+notifySocket)
+	}
+	return env
+}
+
+var errNotReady = errors.New("exited or failed before it was ready")
+
+// waitReady waits for READY on r, for at most timeout.
+func waitReady(r *os.File, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var got []byte
+	buf := make([]byte, 64)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("was not ready within %s", timeout)
+		}
+		pfd := []unix.PollFd{{Fd: int32(r.Fd()), Events: unix.POLLIN}}
+		if _, err := unix.Poll(pfd, int(left.Milliseconds())+1); err != nil && err != unix.EINTR {
+			return os.NewSyscallError("poll", err)
+		}
+		if pfd[0].Revents == 0 {
+			continue
+		}
+		n, err := unix.Read(int(r.Fd()), buf)
+		if n > 0 {
+			got = append(got, buf[:n]...)
+			if string(got) == readyMessage {
+				return nil
+			}
+			continue
+		}
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		return errNotReady
+	}
+}

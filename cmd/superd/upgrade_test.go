@@ -1,0 +1,286 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// copyBinary puts a copy of superd at a path the test may replace, as a
+// package upgrade replaces /usr/sbin/superd.
+func copyBinary(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(superdBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "superd")
+	if err := os.WriteFile(p, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// replaceFile puts content at path the way a package manager does: a new
+// file renamed over the old (the running binary stays intact).
+func replaceFile(t *testing.T, path string, content []byte) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, content, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ppidOf asks the service for its child's parent pid: which superd served.
+func ppidOf(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, err := io.ReadAll(c)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// killLater stops a process that is not the test's child (a new superd
+// reparented away from the test) when the test ends.
+func killLater(t *testing.T, pid int) {
+	t.Cleanup(func() {
+		syscall.Kill(pid, syscall.SIGKILL)
+	})
+}
+
+func upgradeConfig(t *testing.T, dir string) (cfg, addr, admin string) {
+	port := freePort(t)
+	admin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr = fmt.Sprintf("127.0.0.1:%d", port)
+	cfg = writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+services:
+  who:
+    listen: tcp://%s
+    exec: [/bin/sh, -c, 'echo $PPID']
+%s`, admin, addr, userLine()))
+	return cfg, addr, admin
+}
+
+func startCopy(t *testing.T, bin, cfg, admin string) *running {
+	t.Helper()
+	saved := superdBin
+	superdBin = bin
+	defer func() { superdBin = saved }()
+	return startSuperd(t, cfg, admin)
+}
+
+// TestLiveUpgradeUnderLoadRefusesNothing sends SIGUSR2 while a bounded
+// client loop runs: every connection must succeed, the superd serving new
+// connections must change, and the old one must exit 0.
+func TestLiveUpgradeUnderLoadRefusesNothing(t *testing.T) {
+	dir := worldDir(t)
+	bin := copyBinary(t, dir)
+	cfg, addr, admin := upgradeConfig(t, dir)
+	r := startCopy(t, bin, cfg, admin)
+	oldPID := r.cmd.Process.Pid
+
+	const total, workers = 1500, 8
+	var next, failed atomic.Int64
+	var firstErr atomic.Value
+	var mu sync.Mutex
+	servedBy := map[int]int{}
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(3 * time.Minute)
+	signalled := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > total || time.Now().After(deadline) {
+					return
+				}
+				if i == total/3 {
+					r.cmd.Process.Signal(syscall.SIGUSR2)
+					close(signalled)
+				}
+				ppid, err := ppidOf(addr)
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				mu.Lock()
+				servedBy[ppid]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	<-signalled
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d connections failed during the upgrade; first: %v", failed.Load(), total, firstErr.Load())
+	}
+	// The old superd exits 0 once its children are done.
+	select {
+	case err := <-r.exited:
+		r.exited <- err
+		if err != nil {
+			t.Errorf("old superd: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("old superd did not exit after the upgrade")
+	}
+	newPID, err := ppidOf(addr)
+	if err != nil {
+		t.Fatalf("after the upgrade: %v", err)
+	}
+	killLater(t, newPID)
+	t.Logf("served by %v; old pid %d, new pid %d, %d failed", servedBy, oldPID, newPID, failed.Load())
+	if newPID == oldPID || servedBy[newPID] == 0 {
+		t.Errorf("connections after the upgrade still served by the old pid %d (now %d)", oldPID, newPID)
+	}
+	if !strings.Contains(get(t, "http://"+admin+"/metrics"), "superd_build_info") {
+		t.Error("the new superd's admin listener does not answer")
+	}
+	if !strings.Contains(r.stderr.String(), "upgrade: new superd is ready; handing over") {
+		t.Errorf("old superd did not log the hand-over:\n%s", r.stderr.String())
+	}
+	syscall.Kill(newPID, syscall.SIGTERM)
+}
+
+// TestLiveUpgradeFailureKeepsTheOldOneServing replaces the binary with one
+// that fails, then with a config that is invalid: each SIGUSR2 fails and the
+// running superd goes on serving.
+func TestLiveUpgradeFailureKeepsTheOldOneServing(t *testing.T) {
+	dir := worldDir(t)
+	bin := copyBinary(t, dir)
+	good, _ := os.ReadFile(bin)
+	cfg, addr, admin := upgradeConfig(t, dir)
+	r := startCopy(t, bin, cfg, admin)
+	pid := r.cmd.Process.Pid
+
+	waitLog := func(what string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for strings.Count(r.stderr.String(), what) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", what, r.stderr.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		got, err := ppidOf(addr)
+		if err != nil || got != pid {
+			t.Errorf("%s: served by %d (%v), want the running superd %d", when, got, err, pid)
+		}
+	}
+
+	replaceFile(t, bin, []byte("#!/bin/sh\nexit 3\n"))
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	waitLog("upgrade failed; this superd keeps serving", 1)
+	check("after a broken binary")
+
+	replaceFile(t, bin, good)
+	os.WriteFile(cfg, []byte("services:\n  x: {listen: 'udp://127.0.0.1:1', mode: accept}\n"), 0o644)
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	waitLog("upgrade failed; this superd keeps serving", 2)
+	check("after an invalid config")
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+// TestSocketActivatedSuperdAdoptsInheritedSockets plays systemd: the test
+// binds the socket, passes it as fd 3 with LISTEN_FDS/LISTEN_PID, and
+// connects through it. An inherited socket no listen matches is closed.
+func TestSocketActivatedSuperdAdoptsInheritedSockets(t *testing.T) {
+	dir := worldDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, _ := ln.(*net.TCPListener).File()
+	sf, _ := stray.(*net.TCPListener).File()
+	addr := ln.Addr().String()
+	strayAddr := stray.Addr().String()
+	ln.Close()
+	stray.Close()
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+services:
+  adopted:
+    listen: tcp://%s
+    exec: [/bin/sh, -c, 'echo adopted']
+%s`, admin, addr, userLine()))
+	// LISTEN_PID must be superd's own pid: a shell that execs superd
+	// keeps its pid.
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=a:b exec "$0" run -c "$1"`, superdBin, cfg)
+	cmd.ExtraFiles = []*os.File{lf, sf}
+	stderr := newLogFile(t)
+	cmd.Stderr = stderr.f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lf.Close()
+	sf.Close()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("superd stderr:\n%s", stderr.String())
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("superd did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c)
+	c.Close()
+	if string(b) != "adopted\n" {
+		t.Errorf("adopted socket answered %q", b)
+	}
+	if !strings.Contains(stderr.String(), "inherited socket matches no configured listen") {
+		t.Errorf("stray inherited socket not reported")
+	}
+	if c, err := net.Dial("tcp", strayAddr); err == nil {
+		c.Close()
+		t.Errorf("the stray inherited socket %s still accepts", strayAddr)
+	}
+}
