@@ -33,7 +33,7 @@ run: build
 
 # Programs the tests drive as real peers. Installed only when missing, so a
 # machine that has them needs no package index.
-TEST_PKGS := git socat
+TEST_PKGS := git socat prometheus
 test-deps:
 	@missing=""; for p in $(TEST_PKGS); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
