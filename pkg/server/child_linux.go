@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -33,6 +34,11 @@ type child struct {
 	stderr     *stderrLog
 	stopping   bool
 	killTimer  *time.Timer
+	// ip and src are the client and its per-source slot (accept mode).
+	ip  netip.Addr
+	src source
+	// limit stops the child at max_duration.
+	limit *time.Timer
 	// heldKeys are the socket keys a wait-mode child holds after a live
 	// upgrade handed them over; the new superd is told when it exits.
 	heldKeys []string
@@ -115,10 +121,11 @@ func (s *Server) startChild(c *child, files []int, env []string) {
 // spawned is a spawn's result, back on the loop.
 func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error) {
 	s.spawning--
-	c.svc = c.svc.current() // a reload may have replaced it meanwhile
+	c.follow() // a reload may have replaced its service meanwhile
 	svc := c.svc
 	if err != nil {
 		svc.active--
+		svc.release(c.src)
 		if c.errR >= 0 {
 			unix.Close(c.errR)
 		}
@@ -158,6 +165,15 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 	}
 	if s.stopping && !s.handedOver {
 		c.stop(s)
+	} else if d := svc.cfg.MaxDuration; d > 0 && svc.cfg.Mode == config.Accept {
+		c.limit = time.AfterFunc(d, func() {
+			s.post(func() {
+				if s.children[c.pidfd] == c {
+					c.svc.log.Info("max_duration reached; stopping child", zap.Int("pid", c.pid), zap.Duration("max_duration", d))
+					c.stop(s)
+				}
+			})
+		})
 	}
 }
 
@@ -175,6 +191,9 @@ func (c *child) ready(s *Server, _ uint32) {
 	if c.killTimer != nil {
 		c.killTimer.Stop()
 	}
+	if c.limit != nil {
+		c.limit.Stop()
+	}
 	if c.stderr != nil {
 		// Log what the child wrote before exiting now, so it comes before
 		// the exit line; the pipe itself closes at EOF, which a
@@ -183,6 +202,7 @@ func (c *child) ready(s *Server, _ uint32) {
 	}
 	svc := c.svc
 	svc.active--
+	svc.release(c.src)
 	ran := time.Since(c.started)
 	svc.m.Instances.Dec()
 	svc.m.ChildDuration.Observe(ran.Seconds())
@@ -219,6 +239,15 @@ func (c *child) ready(s *Server, _ uint32) {
 		svc.rearmWait(s, ran, outcome == metrics.OutcomeFailure || outcome == metrics.OutcomeSignal)
 	} else if svc.waitChild == c {
 		svc.waitChild = nil
+	}
+}
+
+// follow moves the child to the service that replaced its own in a reload,
+// counting its client against the new service's per-source limit.
+func (c *child) follow() {
+	if cur := c.svc.current(); cur != c.svc {
+		c.svc = cur
+		c.src = cur.count(c.ip)
 	}
 }
 

@@ -201,3 +201,7 @@ func dialReport(t *testing.T, network, addr string) (report, net.Addr) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func zapInt(k string, v int) zap.Field { return zap.Int(k, v) }
+
+func testutilUp(h *harness, svc string) float64 {
+	return testutil.ToFloat64(h.m.ServiceUp.WithLabelValues(svc))
+}

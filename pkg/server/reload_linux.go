@@ -110,16 +110,20 @@ func (s *Server) apply(cfg *config.Config) {
 		}
 	}
 	for _, c := range s.children {
-		c.svc = c.svc.current()
+		c.follow()
+	}
+	for ss := range s.sessions {
+		ss.follow()
 	}
 	s.services = next
+	s.noteBuiltinPorts()
 	s.log.Info("configuration reloaded",
 		zap.Int("services", len(next)), zap.Int("sockets_kept", kept), zap.Int("sockets_closed", closed))
 }
 
 // runnable says whether the service will listen at all.
 func (svc *service) runnable() bool {
-	return !svc.cfg.Disabled && svc.spec != nil
+	return !svc.cfg.Disabled
 }
 
 // adopt takes over what the running service of the same name had: its

@@ -48,9 +48,14 @@ type Server struct {
 	watched  map[int]watcher
 	services []*service
 	children map[int]*child // by pidfd
-	spawning int            // spawns handed to the pool, result not yet back
-	stopping bool
-	events   []unix.EpollEvent
+	sessions map[*session]struct{}
+	// dgram and reply are the UDP built-ins' buffers, made on first use.
+	dgram, reply []byte
+	// builtinPorts are the ports superd's own built-ins listen on.
+	builtinPorts map[uint16]bool
+	spawning     int // spawns handed to the pool, result not yet back
+	stopping     bool
+	events       []unix.EpollEvent
 	// held are keys of sockets a previous superd's child still serves.
 	held map[string]bool
 	// handedOver is set once a live upgrade gave the sockets to a new
@@ -88,6 +93,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		m:        opts.Metrics,
 		watched:  make(map[int]watcher),
 		children: make(map[int]*child),
+		sessions: make(map[*session]struct{}),
 		events:   make([]unix.EpollEvent, 128),
 		spawnSem: make(chan struct{}, n),
 		stopped:  make(chan struct{}),
@@ -139,6 +145,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		s.services = append(s.services, svc)
 		svc.startWith(s, take)
 	}
+	s.noteBuiltinPorts()
 	for _, in := range pool {
 		s.log.Warn("inherited socket matches no configured listen; closing it",
 			zap.String("address", in.Address.String()), zap.String("name", in.Name))
@@ -162,7 +169,7 @@ func (s *Server) Run() error {
 	defer s.closeCore()
 	s.log.Info("superd running", zap.Int("services", len(s.services)))
 	for {
-		if s.stopping && len(s.children) == 0 && s.spawning == 0 {
+		if s.stopping && len(s.children) == 0 && s.spawning == 0 && len(s.sessions) == 0 {
 			s.mu.Lock()
 			s.done = true
 			s.mu.Unlock()
@@ -342,5 +349,9 @@ func (s *Server) beginShutdown() {
 	}
 	for _, c := range s.children {
 		c.stop(s)
+	}
+	for ss := range s.sessions {
+		ss.stopped = true
+		ss.cancel()
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/superd/superd/pkg/access"
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/listener"
 	"github.com/superd/superd/pkg/metrics"
@@ -76,6 +77,16 @@ type service struct {
 	backoff time.Duration
 	m       *metrics.Service
 	log     *zap.Logger
+
+	// Admission: nil (or zero) where the service sets no such limit.
+	acl       *access.ACL
+	times     access.Times
+	perSource *access.SourceCounter
+	rate      *access.RateLimiter
+	// refusals rate-limits refusal log lines, so a flood cannot fill the
+	// disk: at most one line a second, saying how many it stood for.
+	lastRefusalLog time.Time
+	suppressed     int
 }
 
 // socket is one listening socket of a service; owned by the loop.
@@ -100,6 +111,16 @@ func newService(s *Server, sc *config.Service) *service {
 	if len(sc.Exec) > 0 {
 		svc.spec = spawn.NewSpec(sc)
 	}
+	if len(sc.Allow) > 0 || len(sc.Deny) > 0 {
+		svc.acl = access.NewACL(sc.Allow, sc.Deny)
+	}
+	svc.times = access.NewTimes(sc.AccessTimes)
+	if sc.MaxPerSource > 0 {
+		svc.perSource = access.NewSourceCounter(sc.PerSourcePrefix6)
+	}
+	if r := sc.RateLimit; r != nil {
+		svc.rate = access.NewRateLimiter(r.Max, r.Per, r.Pause)
+	}
 	return svc
 }
 
@@ -111,11 +132,6 @@ func newService(s *Server, sc *config.Service) *service {
 func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (taken int) {
 	if svc.cfg.Disabled {
 		svc.setState(StateDisabled)
-		return 0
-	}
-	if svc.spec == nil {
-		svc.log.Error("service not started: internal and redirect services are not implemented yet")
-		svc.setState(StateFailed)
 		return 0
 	}
 	for _, sc := range svc.cfg.Sockets {
@@ -272,28 +288,121 @@ func (sk *socket) acceptOne(s *Server) bool {
 		return false
 	}
 	svc.m.Accepted.Inc()
-	if max := svc.cfg.MaxInstances; max > 0 && svc.active >= max {
+	ip, port, hasIP := sockaddrIPPort(sa)
+	remote := ""
+	if hasIP {
+		remote = netip.AddrPortFrom(ip, uint16(port)).String()
+	}
+	src, reason := svc.admit(s, ip, hasIP, readyAt)
+	if reason != "" {
 		unix.Close(fd)
-		svc.m.Rejected(metrics.ReasonMaxInstances)
+		svc.refused(reason, remote, readyAt)
+		return svc.state != StatePaused
+	}
+	svc.active++
+	if svc.spec == nil {
+		s.startSession(svc, fd, remote, src, readyAt)
 		return true
 	}
 	env := svc.cfg.Env
-	remote := ""
-	if ip, port, ok := sockaddrIPPort(sa); ok {
-		remote = netip.AddrPortFrom(ip, uint16(port)).String()
+	if hasIP {
 		env = sk.connEnv(fd, ip.String(), strconv.Itoa(port))
 	}
 	c := newChild(svc, fd, remote, readyAt)
+	c.ip, c.src = ip, src
 	files, err := s.childFiles(svc, c, []int{fd})
 	if err != nil {
+		svc.active--
+		svc.release(src)
 		unix.Close(fd)
 		svc.m.Rejected(metrics.ReasonResources)
 		svc.pauseFor(s, resourcePause, "out of resources", err)
 		return false
 	}
-	svc.active++
 	s.startChild(c, files, env)
 	return true
+}
+
+// source is a client's per-source key, when max_per_source counts it.
+type source struct {
+	key     netip.Prefix
+	counted bool
+}
+
+// admit decides whether a connection from ip may start an activation, in
+// the order: allow/deny, access_times, max_instances, max_per_source,
+// rate_limit — the rate window last, so refused connections do not count
+// as activations. It returns the reason for a refusal, or "" and the
+// client's per-source slot (already counted).
+func (svc *service) admit(s *Server, ip netip.Addr, hasIP bool, now time.Time) (source, string) {
+	cfg := svc.cfg
+	if svc.acl != nil && !svc.acl.Allowed(ip) {
+		return source{}, metrics.ReasonAccess
+	}
+	if !svc.times.Open(now) {
+		return source{}, metrics.ReasonAccessTimes
+	}
+	if cfg.MaxInstances > 0 && svc.active >= cfg.MaxInstances {
+		return source{}, metrics.ReasonMaxInstances
+	}
+	var src source
+	if svc.perSource != nil && hasIP {
+		src.key = svc.perSource.Key(ip)
+		if svc.perSource.Count(src.key) >= cfg.MaxPerSource {
+			return source{}, metrics.ReasonMaxPerSource
+		}
+	}
+	if !svc.allowRate(s, now) {
+		return source{}, metrics.ReasonRateLimit
+	}
+	if svc.perSource != nil && hasIP {
+		svc.perSource.Inc(src.key)
+		src.counted = true
+	}
+	return src, ""
+}
+
+// allowRate records an activation in the rate window; over the limit the
+// service pauses with its sockets bound, so clients wait in the backlog.
+func (svc *service) allowRate(s *Server, now time.Time) bool {
+	if svc.rate == nil {
+		return true
+	}
+	ok, until := svc.rate.Allow(now)
+	if !ok && svc.state != StatePaused {
+		svc.pauseFor(s, until.Sub(now), "rate limit exceeded; pausing", nil)
+	}
+	return ok
+}
+
+// count takes a per-source slot for a client already running (after a
+// reload), whatever the limit says.
+func (svc *service) count(ip netip.Addr) source {
+	if svc.perSource == nil || !ip.IsValid() {
+		return source{}
+	}
+	k := svc.perSource.Key(ip)
+	svc.perSource.Inc(k)
+	return source{key: k, counted: true}
+}
+
+// release gives back a per-source slot taken by admit.
+func (svc *service) release(src source) {
+	if src.counted {
+		svc.perSource.Dec(src.key)
+	}
+}
+
+// refused counts a refusal and logs it, at most once a second per service.
+func (svc *service) refused(reason, remote string, now time.Time) {
+	svc.m.Rejected(reason)
+	if now.Sub(svc.lastRefusalLog) < time.Second {
+		svc.suppressed++
+		return
+	}
+	svc.log.Warn("connection refused", zap.String("reason", reason), zap.String("remote", remote),
+		zap.Int("refusals_not_logged", svc.suppressed))
+	svc.lastRefusalLog, svc.suppressed = now, 0
 }
 
 // connEnv builds the per-connection environment of a TCP connection:
@@ -338,6 +447,14 @@ func sockaddrIPPort(sa unix.Sockaddr) (netip.Addr, int, bool) {
 // activateWait hands every socket of a wait-mode service to one new child.
 func (svc *service) activateWait(s *Server) {
 	readyAt := time.Now()
+	if svc.cfg.Internal != "" {
+		s.serveDatagrams(svc, readyAt)
+		return
+	}
+	if !svc.allowRate(s, readyAt) {
+		svc.refused(metrics.ReasonRateLimit, "", readyAt)
+		return
+	}
 	svc.disarm(s)
 	svc.setState(StateRunning)
 	fds := make([]int, len(svc.socks))
