@@ -40,7 +40,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 func loadConfig(path string) (*config.Config, error) {
-	return config.Load(path, config.Options{AsRoot: os.Geteuid() == 0})
+	root := os.Geteuid() == 0
+	return config.Load(path, config.Options{AsRoot: root, StrictModes: root})
 }
 
 // checkCmd validates a configuration without touching any socket.

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"os/user"
+	"syscall"
 )
 
 // Options tunes how a configuration is loaded; the zero value is what
@@ -24,6 +26,11 @@ type Options struct {
 	// ReadFile reads an included file; os.ReadFile when nil. Load also
 	// reads the main file with it.
 	ReadFile func(name string) ([]byte, error)
+	// StrictModes makes Load refuse a file (the main one or an include)
+	// that is not owned by root or is writable by group or others, as sshd
+	// does: a root superd runs what its configuration says, so whoever can
+	// write it can run anything as root.
+	StrictModes bool
 }
 
 // Accounts is the user and group database, a seam so that tests need not
@@ -68,5 +75,26 @@ func (o Options) withDefaults() Options {
 	if o.ReadFile == nil {
 		o.ReadFile = os.ReadFile
 	}
+	if o.StrictModes {
+		o.ReadFile = strictRead(o.ReadFile)
+		o.StrictModes = false // wrapped once
+	}
 	return o
+}
+
+// strictRead wraps read with StrictModes' ownership and mode checks.
+func strictRead(read func(string) ([]byte, error)) func(string) ([]byte, error) {
+	return func(name string) ([]byte, error) {
+		fi, err := os.Stat(name)
+		if err != nil {
+			return nil, err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			return nil, fmt.Errorf("%s: refusing a configuration file owned by uid %d, not root: superd runs as root and starts what it names (chown root %s)", name, st.Uid, name)
+		}
+		if m := fi.Mode().Perm(); m&0o022 != 0 {
+			return nil, fmt.Errorf("%s: refusing a configuration file writable by group or others (mode %04o): superd runs as root and starts what it names (chmod go-w %s)", name, m, name)
+		}
+		return read(name)
+	}
 }

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cpuSeconds is a process's user+system CPU time from /proc.
+func cpuSeconds(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fields after the ")" that ends the command name: utime is the 12th,
+	// stime the 13th.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
+}
+
+func fdCount(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestEMFILEFloodNeitherSpinsNorLeaks runs superd with RLIMIT_NOFILE just
+// above what it holds idle and floods it with connections that stay open:
+// accept fails with EMFILE again and again. superd must pause instead of
+// spinning, count the refusals, serve again once the flood ends, and leak
+// no fd.
+func TestEMFILEFloodNeitherSpinsNorLeaks(t *testing.T) {
+	dir := worldDir(t)
+	port := freePort(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+log: {level: error}
+services:
+  holder:
+    listen: tcp://%s
+    max_instances: 0
+    exec: [/bin/sh, -c, 'echo hi; read x']
+%s`, admin, addr, userLine()))
+	r := startSuperd(t, cfg, admin)
+	pid := r.cmd.Process.Pid
+	baseline := fdCount(t, pid)
+
+	var old unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatal(err)
+	}
+	low := unix.Rlimit{Cur: uint64(baseline + 6), Max: old.Max}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &low, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The flood: 200 clients that connect and stay (bounded in count and
+	// by a 2 s window).
+	const clients = 200
+	cpu0 := cpuSeconds(t, pid)
+	start := time.Now()
+	var conns []net.Conn
+	for i := 0; i < clients && time.Since(start) < 2*time.Second; i++ {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			continue // the backlog may fill; that is the point
+		}
+		conns = append(conns, c)
+	}
+	for time.Since(start) < 2*time.Second {
+		time.Sleep(50 * time.Millisecond) // keep the flood up for its window; what we measure is CPU over it
+	}
+	cpu := cpuSeconds(t, pid) - cpu0
+	window := time.Since(start)
+	t.Logf("%d connections held; superd used %.2fs CPU over %.1fs of EMFILE flood", len(conns), cpu, window.Seconds())
+	if cpu > 0.5*window.Seconds() {
+		t.Errorf("superd used %.2fs CPU over %.1fs: it spins on EMFILE", cpu, window.Seconds())
+	}
+
+	// The flood ends: clients go, the limit comes back.
+	for _, c := range conns {
+		c.Close()
+	}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 3)
+			n, _ := c.Read(buf)
+			c.Close()
+			if string(buf[:n]) == "hi\n" {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("superd does not serve again after the flood")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	metrics := get(t, "http://"+admin+"/metrics")
+	if !strings.Contains(metrics, `superd_connections_rejected_total{reason="resources",service="holder"}`) ||
+		strings.Contains(metrics, `superd_connections_rejected_total{reason="resources",service="holder"} 0`) {
+		t.Errorf("no resources rejection counted:\n%s", grepLines(metrics, "rejected"))
+	}
+	// Every child gone, every fd back: the count returns to the baseline
+	// (the admin connection we just used may still be closing).
+	deadline = time.Now().Add(30 * time.Second)
+	for fdCount(t, pid) > baseline+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("superd holds %d fds after the flood, %d before", fdCount(t, pid), baseline)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
+func grepLines(text, word string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, word) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
