@@ -28,7 +28,9 @@ const usage = `usage:
   superd check [-c FILE]            validate a configuration
   superd status [--addr HOST:PORT] [--json]
                                     show a running superd's services
-  superd import xinetd|inetd FILE   convert an xinetd.conf or inetd.conf to superd YAML
+  superd import [--root DIR] xinetd|inetd FILE
+                                    convert an xinetd.conf or inetd.conf to superd YAML
+                                    (--root: read FILE, its includes and /etc/services under DIR)
   superd version                    print version information
 `
 
