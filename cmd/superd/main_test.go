@@ -93,6 +93,12 @@ func TestCheckAcceptsTheShippedConfigs(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no configs/*.yaml")
 	}
+	deployed, _ := filepath.Glob("../../deploy/etc/superd/*.yaml")
+	included, _ := filepath.Glob("../../deploy/etc/superd/conf.d/*.yaml")
+	if len(deployed) == 0 || len(included) == 0 {
+		t.Fatal("no example /etc/superd tree in deploy/")
+	}
+	files = append(append(files, deployed...), included...)
 	for _, f := range files {
 		code, out, errs := superd(t, "check", "-c", f)
 		if code != 0 {
@@ -456,5 +462,28 @@ func TestDemoConfigAnswersItsReadmeExamples(t *testing.T) {
 	}
 	if code := r.stop(t); code != 0 {
 		t.Errorf("exit code %d", code)
+	}
+}
+
+// TestSystemdUnitVerifies runs systemd-analyze verify on deploy's units,
+// where systemd is installed.
+func TestSystemdUnitVerifies(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze is not installed here")
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"superd.service", "superd.socket"} {
+		b, err := os.ReadFile(filepath.Join("../../deploy", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// verify wants the programs to exist: point at the built binary.
+		text := strings.ReplaceAll(string(b), "/usr/sbin/superd", superdBin)
+		writeFile(t, dir, name, text)
+	}
+	out, err := exec.Command(analyze, "verify", filepath.Join(dir, "superd.service"), filepath.Join(dir, "superd.socket")).CombinedOutput()
+	if err != nil {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
 	"os"
 	"strconv"
@@ -134,8 +135,15 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		}
 		svc.m.Rejected(metrics.ReasonSpawnError)
 		svc.log.Error("spawn failed", zap.String("remote", c.remote), zap.Error(err))
-		if svc.cfg.Mode == config.Wait {
+		switch {
+		case svc.cfg.Mode == config.Wait:
 			svc.rearmWait(s, 0, true)
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE):
+			// The process table or memory is full: rest instead of
+			// accepting connections only to close them.
+			if svc.state == StateListening {
+				svc.pauseFor(s, resourcePause, "out of resources to start children", err)
+			}
 		}
 		return
 	}
