@@ -143,3 +143,61 @@ func grepLines(text, word string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestCrashLoopingWaitChildIsBackedOff gives a UDP wait-mode service a
+// program that fails at once and never reads its socket: the datagram stays,
+// the socket stays readable, and only the back-off stands between superd
+// and a fork loop. The pauses must double and superd's CPU stay low.
+func TestCrashLoopingWaitChildIsBackedOff(t *testing.T) {
+	dir := worldDir(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpAddr := pc.LocalAddr().String()
+	pc.Close()
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+services:
+  crashy:
+    listen: udp://%s
+    exec: [/bin/false]
+%s`, admin, udpAddr, userLine()))
+	r := startSuperd(t, cfg, admin)
+	pid := r.cmd.Process.Pid
+	c, err := net.Dial("udp", udpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cpu0 := cpuSeconds(t, pid)
+	begin := time.Now()
+	c.Write([]byte("never read"))
+	// Wait for the third back-off (4s): by then the child ran three times.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(r.stderr.String(), `"pause": 4}`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no third back-off:\n%s", r.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(begin)
+	cpu := cpuSeconds(t, pid) - cpu0
+	starts := strings.Count(r.stderr.String(), "activation")
+	t.Logf("%d starts in %.1fs, superd CPU %.2fs", starts, took.Seconds(), cpu)
+	for _, want := range []string{`"pause": 1}`, `"pause": 2}`, `"pause": 4}`} {
+		if !strings.Contains(r.stderr.String(), want) {
+			t.Errorf("back-off %s not logged", want)
+		}
+	}
+	if starts != 3 {
+		t.Errorf("%d starts before the third back-off, want 3", starts)
+	}
+	if took < 3*time.Second {
+		t.Errorf("three starts within %v: the 1s and 2s back-offs were not kept", took)
+	}
+	if cpu > 0.5 {
+		t.Errorf("superd used %.2fs CPU while backing off", cpu)
+	}
+}
