@@ -353,14 +353,17 @@ func (p *parser) hostPort(f field, s string, emptyHost bool, minPort int) bool {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return true
 	}
-	if !validHostname(host) {
+	if !ValidHostname(host) {
 		p.errVal(f, "host %q in %q is neither an IP address nor a host name", host, s)
 		return false
 	}
 	return true
 }
 
-func validHostname(h string) bool {
+// ValidHostname reports whether h is a syntactically valid DNS host name
+// (labels of letters, digits, '-' and '_', a trailing dot allowed). It
+// checks form only; nothing is resolved.
+func ValidHostname(h string) bool {
 	h = strings.TrimSuffix(h, ".")
 	if h == "" || len(h) > 253 {
 		return false

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/superd/superd/pkg/config"
 )
 
 // addrForm is what one only_from or no_access value of xinetd is.
@@ -59,9 +61,9 @@ func parseXinetdAddr(s string) ([]netip.Prefix, addrForm) {
 	switch {
 	case strings.EqualFold(s, "localhost"):
 		return []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")}, formLocalhost
-	case s[0] == '.' && validHost(s[1:]):
+	case s[0] == '.' && config.ValidHostname(s[1:]):
 		return nil, formDomain
-	case validHost(s):
+	case config.ValidHostname(s):
 		return nil, formHost
 	}
 	return nil, formInvalid
@@ -139,23 +141,6 @@ func factorized(s string) ([]netip.Prefix, addrForm) {
 		out = append(out, netip.PrefixFrom(netip.AddrFrom4(b), 8*(n+1)))
 	}
 	return out, formPrefixes
-}
-
-func validHost(s string) bool {
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, c := range []byte(label) {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // formatPrefix writes a prefix for allow/deny: a single address plainly.

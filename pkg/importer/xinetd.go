@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/superd/superd/pkg/listener"
+
+	"github.com/superd/superd/pkg/config"
 )
 
 // maxIncludeDepth bounds include nesting, so that a loop cannot recurse
@@ -944,7 +946,7 @@ func (t *xs) redirect(a xAttr, kind string, wait bool, flags map[string]bool) bo
 	var hp string
 	if ip, err := netip.ParseAddr(host); err == nil {
 		hp = netip.AddrPortFrom(ip, uint16(n)).String()
-	} else if validHost(host) {
+	} else if config.ValidHostname(host) {
 		hp = fmt.Sprintf("%s:%d", host, n)
 		t.warn(a, "host name %s: xinetd looked it up once at start; superd resolves it at run time", host)
 	} else {
