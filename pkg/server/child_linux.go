@@ -209,12 +209,7 @@ func (c *child) ready(s *Server, _ uint32) {
 		c.stderr.drain(s)
 	}
 	svc := c.svc
-	svc.active--
-	svc.release(c.src)
 	ran := time.Since(c.started)
-	svc.m.Instances.Dec()
-	svc.m.ChildDuration.Observe(ran.Seconds())
-
 	outcome := metrics.OutcomeSuccess
 	fields := []zap.Field{zap.Int("pid", c.pid)}
 	if c.remote != "" {
@@ -236,9 +231,7 @@ func (c *child) ready(s *Server, _ uint32) {
 	if c.stopping {
 		outcome = metrics.OutcomeStopped
 	}
-	fields = append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))
-	svc.m.Exited(outcome)
-	svc.log.Info("exit", fields...)
+	svc.finished(c.src, ran, outcome, fields)
 
 	if c.heldKeys != nil && s.freed != nil {
 		s.freed(c.heldKeys)
@@ -248,6 +241,17 @@ func (c *child) ready(s *Server, _ uint32) {
 	} else if svc.waitChild == c {
 		svc.waitChild = nil
 	}
+}
+
+// finished is the accounting every end of an activation shares, a child's
+// or an in-process session's: limits, metrics and the exit log line.
+func (svc *service) finished(src source, ran time.Duration, outcome string, fields []zap.Field) {
+	svc.active--
+	svc.release(src)
+	svc.m.Instances.Dec()
+	svc.m.ChildDuration.Observe(ran.Seconds())
+	svc.m.Exited(outcome)
+	svc.log.Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
 }
 
 // follow moves the child to the service that replaced its own in a reload,

@@ -86,12 +86,6 @@ func (s *Server) startSession(svc *service, fd int, remote string, src source, r
 func (s *Server) sessionDone(ss *session, err error) {
 	delete(s.sessions, ss)
 	ss.cancel()
-	svc := ss.svc
-	svc.active--
-	svc.release(ss.src)
-	ran := time.Since(ss.started)
-	svc.m.Instances.Dec()
-	svc.m.ChildDuration.Observe(ran.Seconds())
 	outcome := metrics.OutcomeSuccess
 	fields := []zap.Field{zap.String("remote", ss.remote)}
 	switch {
@@ -101,8 +95,7 @@ func (s *Server) sessionDone(ss *session, err error) {
 		outcome = metrics.OutcomeFailure
 		fields = append(fields, zap.Error(err))
 	}
-	svc.m.Exited(outcome)
-	svc.log.Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
+	ss.svc.finished(ss.src, time.Since(ss.started), outcome, fields)
 }
 
 // serveDatagrams answers what a UDP built-in's sockets hold, in the loop:
