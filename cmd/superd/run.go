@@ -156,6 +156,8 @@ func runCmd(args []string, stderr io.Writer) error {
 
 	up := &upgrader{log: log, srv: srv, exe: exe, admin: adminLn, notifySocket: notifier.Addr()}
 	var handedOver *os.File // the freed pipe, once a new superd took over
+	successor := 0          // its pid
+	stopping := false
 	for {
 		select {
 		case err := <-runErr:
@@ -171,8 +173,14 @@ func runCmd(args []string, stderr io.Writer) error {
 			return nil
 		case sig := <-sigs:
 			switch {
-			case handedOver != nil:
-				log.Info("signal ignored: a new superd serves; waiting for children to finish", zap.String("signal", sig.String()))
+			case handedOver != nil && (sig == syscall.SIGTERM || sig == syscall.SIGINT):
+				// Meant for superd, which is the new process now (a
+				// signal sent while the upgrade was under way lands
+				// here).
+				log.Info("passing the signal to the superd that took over", zap.String("signal", sig.String()), zap.Int("pid", successor))
+				syscall.Kill(successor, sig.(syscall.Signal))
+			case handedOver != nil || stopping:
+				log.Info("signal ignored: stopping", zap.String("signal", sig.String()))
 			case sig == syscall.SIGHUP:
 				logNotify(log, notifier.Reloading())
 				if next := reload(log, m, srv, *path, cfg); next != nil {
@@ -180,12 +188,12 @@ func runCmd(args []string, stderr io.Writer) error {
 				}
 				logNotify(log, notifier.Ready(fmt.Sprintf("serving %d services", len(cfg.Services))))
 			case sig == syscall.SIGUSR2:
-				freed, err := up.start()
+				freed, pid, err := up.start()
 				if err != nil {
 					log.Error("upgrade failed; this superd keeps serving", zap.Error(err))
 					continue
 				}
-				handedOver = freed
+				handedOver, successor = freed, pid
 				if admin != nil {
 					admin.Close()
 				}
@@ -195,6 +203,7 @@ func runCmd(args []string, stderr io.Writer) error {
 					}
 				})
 			default:
+				stopping = true
 				log.Info("signal received; stopping", zap.String("signal", sig.String()))
 				logNotify(log, notifier.Stopping())
 				srv.Shutdown()

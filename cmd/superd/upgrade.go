@@ -8,8 +8,8 @@ package main
 //     listener from fd 3 on (LISTEN_FDS, as sd_listen_fds(3) but without
 //     LISTEN_PID, which the parent cannot know before the fork) and two pipes:
 //     SUPERD_UPGRADE_READY (new → old) and SUPERD_UPGRADE_FREED (old → new).
-//     SUPERD_UPGRADE_HELD lists, by index among the passed fds, the sockets a
-//     wait-mode child of the old superd is serving right now.
+//     SUPERD_UPGRADE_HELD lists, one per line, the keys (canonical addresses)
+//     of the sockets a wait-mode child of the old superd is serving right now.
 //  2. The new superd loads its configuration, adopts each passed socket whose
 //     address matches a configured listen (binding the rest), starts serving,
 //     and writes "READY\n" to the ready pipe. Both processes now accept from
@@ -62,7 +62,7 @@ func takeInherited() (upgradeIn, error) {
 	var in upgradeIn
 	readyFD, upgrading := os.LookupEnv(envUpgradeReady)
 	freedFD := os.Getenv(envUpgradeFreed)
-	heldIdx := os.Getenv(envUpgradeHeld)
+	heldKeys := os.Getenv(envUpgradeHeld)
 	for _, k := range []string{envUpgradeReady, envUpgradeFreed, envUpgradeHeld} {
 		os.Unsetenv(k)
 	}
@@ -73,9 +73,9 @@ func takeInherited() (upgradeIn, error) {
 	}
 	in.ready = fdFile(readyFD, "upgrade-ready")
 	in.freed = fdFile(freedFD, "upgrade-freed")
-	for _, s := range strings.Split(heldIdx, ",") {
-		if i, err := strconv.Atoi(s); err == nil && i >= 0 && i < len(inherited) {
-			in.held = append(in.held, inherited[i].Address.String())
+	for _, k := range strings.Split(heldKeys, "\n") {
+		if k != "" {
+			in.held = append(in.held, k)
 		}
 	}
 	return in, err
@@ -140,13 +140,32 @@ type upgrader struct {
 	notifySocket string
 }
 
-// start runs the new superd and waits for it to be ready. It returns the
-// write end of the freed pipe on success; on failure the new process is gone
-// and the old one keeps serving.
-func (u *upgrader) start() (*os.File, error) {
-	keys, fds, busy, err := u.srv.Listening()
+// dupListener duplicates a listener's fd without what (*os.File).Fd would
+// do to it: switch the shared open file description to blocking mode,
+// which would leave this superd's own accept stuck in the kernel.
+func dupListener(l net.Listener) (int, error) {
+	rc, err := l.(*net.TCPListener).SyscallConn()
 	if err != nil {
-		return nil, err
+		return -1, err
+	}
+	dup := -1
+	cerr := rc.Control(func(fd uintptr) {
+		dup, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 3)
+	})
+	if cerr != nil {
+		return -1, cerr
+	}
+	return dup, err
+}
+
+// start runs the new superd and waits for it to be ready. It returns the
+// write end of the freed pipe and the new superd's pid on success; on
+// failure the new process is gone and the old one keeps serving.
+func (u *upgrader) start() (*os.File, int, error) {
+	_, fds, busy, err := u.srv.Listening()
+	if err != nil {
+		u.srv.Resume()
+		return nil, 0, err
 	}
 	files := []uintptr{0, 1, 2}
 	for _, fd := range fds {
@@ -154,35 +173,29 @@ func (u *upgrader) start() (*os.File, error) {
 	}
 	n := len(fds)
 	if u.admin != nil {
-		af, err := u.admin.(*net.TCPListener).File()
+		afd, err := dupListener(u.admin)
 		if err != nil {
-			return nil, fmt.Errorf("admin listener: %w", err)
+			return nil, 0, fmt.Errorf("admin listener: %w", err)
 		}
-		defer af.Close()
-		files = append(files, af.Fd())
+		defer unix.Close(afd)
+		files = append(files, uintptr(afd))
 		n++
 	}
 	var ready, freed [2]int
 	if err := unix.Pipe2(ready[:], unix.O_CLOEXEC); err != nil {
-		return nil, os.NewSyscallError("pipe2", err)
+		u.srv.Resume()
+		return nil, 0, os.NewSyscallError("pipe2", err)
 	}
 	if err := unix.Pipe2(freed[:], unix.O_CLOEXEC); err != nil {
 		unix.Close(ready[0])
 		unix.Close(ready[1])
-		return nil, os.NewSyscallError("pipe2", err)
+		u.srv.Resume()
+		return nil, 0, os.NewSyscallError("pipe2", err)
 	}
 	readyR := os.NewFile(uintptr(ready[0]), "upgrade-ready")
 	freedW := os.NewFile(uintptr(freed[1]), "upgrade-freed")
 	files = append(files, uintptr(ready[1]), uintptr(freed[0]))
-	var held []string
-	for i, k := range keys {
-		for _, b := range busy {
-			if b == k {
-				held = append(held, strconv.Itoa(i))
-			}
-		}
-	}
-	env := upgradeEnv(n, len(files)-2, len(files)-1, held, u.notifySocket)
+	env := upgradeEnv(n, len(files)-2, len(files)-1, busy, u.notifySocket)
 	// Raw ForkExec: os.StartProcess would switch the passed sockets to
 	// blocking mode, and they are shared with this process's loop.
 	pid, err := syscall.ForkExec(u.exe, os.Args, &syscall.ProcAttr{Env: env, Files: files})
@@ -191,7 +204,8 @@ func (u *upgrader) start() (*os.File, error) {
 	if err != nil {
 		readyR.Close()
 		freedW.Close()
-		return nil, fmt.Errorf("start %s: %w", u.exe, err)
+		u.srv.Resume()
+		return nil, 0, fmt.Errorf("start %s: %w", u.exe, err)
 	}
 	u.log.Info("upgrade: new superd started; waiting for it to be ready", zap.Int("pid", pid), zap.Int("sockets", n))
 	err = waitReady(readyR, upgradeTimeout)
@@ -201,10 +215,11 @@ func (u *upgrader) start() (*os.File, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, 0, nil)
-		return nil, fmt.Errorf("new superd (pid %d) %w", pid, err)
+		u.srv.Resume()
+		return nil, 0, fmt.Errorf("new superd (pid %d) %w", pid, err)
 	}
 	u.log.Info("upgrade: new superd is ready; handing over", zap.Int("pid", pid))
-	return freedW, nil
+	return freedW, pid, nil
 }
 
 func upgradeEnv(nfds, readyFD, freedFD int, held []string, notifySocket string) []string {
@@ -220,7 +235,7 @@ func upgradeEnv(nfds, readyFD, freedFD int, held []string, notifySocket string) 
 		"LISTEN_FDS="+strconv.Itoa(nfds),
 		envUpgradeReady+"="+strconv.Itoa(readyFD),
 		envUpgradeFreed+"="+strconv.Itoa(freedFD),
-		envUpgradeHeld+"="+strings.Join(held, ","),
+		envUpgradeHeld+"="+strings.Join(held, "\n"),
 	)
 	if notifySocket != "" {
 		env = append(env, "NOTIFY_SOCKET="+notifySocket)

@@ -32,9 +32,11 @@ func Key(a Address, o Options) string {
 // unsets the LISTEN_* variables, so nothing superd starts sees them. The
 // sockets count only if LISTEN_PID names this process — or if pidUnknown is
 // set, for a parent that could not know the pid before the fork (superd's
-// own upgrade). Each fd is made close-on-exec and non-blocking, as superd's
-// own sockets are. A fd that is not a usable socket is closed and reported
-// in the error, after the others are returned.
+// own upgrade). Each fd is made close-on-exec; its blocking mode is left
+// alone, since the open file description may be shared with a child that is
+// serving it right now — the caller sets O_NONBLOCK when it starts watching.
+// A fd that is not a usable socket is closed and reported in the error,
+// after the others are returned.
 func TakeInherited(pidUnknown bool) ([]Inherited, error) {
 	defer func() {
 		os.Unsetenv("LISTEN_PID")
@@ -65,9 +67,6 @@ func TakeInherited(pidUnknown bool) ([]Inherited, error) {
 		fd := 3 + i
 		unix.CloseOnExec(fd)
 		a, err := LocalAddress(fd)
-		if err == nil {
-			err = unix.SetNonblock(fd, true)
-		}
 		if err != nil {
 			unix.Close(fd)
 			bad = append(bad, fmt.Sprintf("fd %d: %v", fd, err))

@@ -26,15 +26,18 @@ type child struct {
 	started time.Time
 	pid     int
 	pidfd   int
-	// conn is the accepted connection (accept mode) until the spawner has
-	// handed it over and closed superd's copy; -1 in wait mode.
-	conn int
-	// errW is the write end of the stderr pipe (stderr: log), closed by the
-	// spawner after the fork; errR is the read end, watched by the loop.
-	errW, errR int
-	stderr     *stderrLog
-	stopping   bool
-	killTimer  *time.Timer
+	// owned are fds the spawner closes once the child has its copies: the
+	// accepted connection (accept mode), duplicates of the listening
+	// sockets (wait mode: the loop may close its own before the fork
+	// runs, and the number could be reused) and the stderr pipe's write
+	// end. The loop never touches them after handing the spawn over.
+	owned []int
+	// errR is the stderr pipe's read end (stderr: log), watched by the
+	// loop once the child runs.
+	errR      int
+	stderr    *stderrLog
+	stopping  bool
+	killTimer *time.Timer
 	// ip and src are the client and its per-source slot (accept mode).
 	ip  netip.Addr
 	src source
@@ -45,10 +48,10 @@ type child struct {
 	heldKeys []string
 }
 
-// newChild is a child about to be spawned for svc; conn is the accepted
-// connection, or -1 in wait mode.
-func newChild(svc *service, conn int, remote string, readyAt time.Time) *child {
-	return &child{svc: svc, conn: conn, remote: remote, readyAt: readyAt, pidfd: -1, errR: -1, errW: -1}
+// newChild is a child about to be spawned for svc; owned are the fds the
+// spawner is to close after the fork (see child.owned).
+func newChild(svc *service, owned []int, remote string, readyAt time.Time) *child {
+	return &child{svc: svc, owned: owned, remote: remote, readyAt: readyAt, pidfd: -1, errR: -1}
 }
 
 // childFiles lays out a child's fds 0, 1, 2, 3...: socks are the connection
@@ -67,7 +70,8 @@ func (s *Server) childFiles(svc *service, c *child, socks []int) ([]int, error) 
 		// Only superd's end is non-blocking: pipe ends are separate open
 		// file descriptions, so the child's stderr stays blocking.
 		unix.SetNonblock(p[0], true)
-		c.errR, c.errW = p[0], p[1]
+		c.errR = p[0]
+		c.owned = append(c.owned, p[1])
 		errFD = p[1]
 	}
 	if cfg.Pass == config.PassListenFDs {
@@ -106,11 +110,8 @@ func (s *Server) startChild(c *child, files []int, env []string) {
 		pid, pidfd, err := svc.spec.Start(files, env)
 		<-s.spawnSem
 		// superd's copies of what the child now holds.
-		if c.conn >= 0 {
-			unix.Close(c.conn)
-		}
-		if c.errW >= 0 {
-			unix.Close(c.errW)
+		for _, fd := range c.owned {
+			unix.Close(fd)
 		}
 		started := time.Now()
 		if !s.post(func() { s.spawned(c, pid, pidfd, started, err) }) && pidfd >= 0 {
@@ -135,6 +136,9 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		}
 		svc.m.Rejected(metrics.ReasonSpawnError)
 		svc.log.Error("spawn failed", zap.String("remote", c.remote), zap.Error(err))
+		if c.heldKeys != nil && s.freed != nil {
+			s.freed(c.heldKeys)
+		}
 		switch {
 		case svc.cfg.Mode == config.Wait:
 			svc.rearmWait(s, 0, true)
@@ -151,9 +155,16 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 	s.children[pidfd] = c
 	if err := s.watch(pidfd, unix.EPOLLIN, c); err != nil {
 		// Cannot happen short of a kernel out of memory; without the
-		// watch the child would never be reaped, so stop it.
-		svc.log.Error("cannot watch child", zap.Int("pid", pid), zap.Error(err))
-		unix.Kill(pid, unix.SIGKILL)
+		// watch the child would never be reaped, so stop it and wait
+		// for it here (it dies at once), then account for it as usual.
+		svc.log.Error("cannot watch child; killing it", zap.Int("pid", pid), zap.Error(err))
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		var info unix.Siginfo
+		unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		svc.activations++
+		svc.m.Instances.Inc()
+		c.ready(s, 0)
+		return
 	}
 	if c.errR >= 0 {
 		c.stderr = &stderrLog{c: c}
@@ -236,9 +247,19 @@ func (c *child) ready(s *Server, _ uint32) {
 	if c.heldKeys != nil && s.freed != nil {
 		s.freed(c.heldKeys)
 	}
-	if svc.waitChild == c && !s.stopping && svc.socks != nil {
+	switch {
+	case svc.waitChild != c:
+	case s.stopping:
+		svc.waitChild = nil
+	case svc.socks != nil:
 		svc.rearmWait(s, ran, outcome == metrics.OutcomeFailure || outcome == metrics.OutcomeSignal)
-	} else if svc.waitChild == c {
+	case svc.state == StateFailed:
+		// A reload changed a socket's options while this child held
+		// the old one, so the new one could not bind: it can now.
+		svc.waitChild = nil
+		svc.log.Info("child released the address; binding the service's sockets again")
+		svc.startWith(s, func(config.Socket) (int, bool) { return -1, false })
+	default:
 		svc.waitChild = nil
 	}
 }
@@ -306,8 +327,13 @@ func (l *stderrLog) ready(s *Server, _ uint32) {
 	l.drain(s)
 }
 
-// drain reads what the pipe holds and logs complete lines; at EOF it logs
-// the rest and closes the pipe.
+// maxStderrReads bounds the reads per readiness event: a child writing to
+// stderr faster than superd logs must not keep the loop from everything
+// else. The pipe stays readable, so epoll comes back to it.
+const maxStderrReads = 16
+
+// drain reads (a bounded amount of) what the pipe holds and logs complete
+// lines; at EOF it logs the rest and closes the pipe.
 func (l *stderrLog) drain(s *Server) {
 	c := l.c
 	if c.errR < 0 {
@@ -315,7 +341,7 @@ func (l *stderrLog) drain(s *Server) {
 	}
 	var buf [4096]byte
 	eof := false
-	for {
+	for i := 0; i < maxStderrReads; i++ {
 		n, err := unix.Read(c.errR, buf[:])
 		if n > 0 {
 			l.partial = append(l.partial, buf[:n]...)

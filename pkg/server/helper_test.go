@@ -163,6 +163,17 @@ func runHelper(name string, args []string) int {
 		json.NewEncoder(f).Encode(r)
 		f.Close()
 		return 0
+	case "accept-hold":
+		// Wait mode, stdio, stream: accept one connection on fd 0, say
+		// the pid, and hold it until the client closes it.
+		conn, _, err := unix.Accept(0)
+		if err != nil {
+			return 4
+		}
+		f := os.NewFile(uintptr(conn), "conn")
+		fmt.Fprintf(f, "%d\n", os.Getpid())
+		io.Copy(io.Discard, f)
+		return 0
 	case "udp-reply":
 		// Wait mode, UDP: answer datagrams on fd 0 with "PID:payload";
 		// exit after one, or after the count in args.

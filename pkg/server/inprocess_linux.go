@@ -52,7 +52,7 @@ func (s *Server) startSession(svc *service, fd int, remote string, src source, r
 		svc.active--
 		svc.release(src)
 		svc.m.Rejected(metrics.ReasonResources)
-		svc.log.Error("cannot serve connection", zap.String("remote", remote), zap.Error(err))
+		svc.pauseFor(s, resourcePause, "cannot serve connection", err)
 		return
 	}
 	ctx, cancel := context.Background(), context.CancelFunc(func() {})

@@ -133,9 +133,9 @@ func (svc *service) adopt(prev *service) {
 	prev.replacedBy = svc
 	svc.active = prev.active
 	svc.activations = prev.activations
-	if prev.waitChild != nil && svc.cfg.Mode == config.Wait {
-		svc.waitChild = prev.waitChild
-	}
+	// Whatever the new mode, the child holds the sockets in blocking mode
+	// until it exits: they are watched again only then.
+	svc.waitChild = prev.waitChild
 	prev.waitChild = nil
 }
 

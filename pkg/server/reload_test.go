@@ -201,3 +201,74 @@ func dialEcho(t *testing.T, addr, msg string) string {
 	got, _ := bufio.NewReader(c).ReadString('\n')
 	return got
 }
+
+func TestReloadChangingOptionsOfASocketAWaitChildHoldsRebindsWhenItExits(t *testing.T) {
+	port := freePort(t, "tcp")
+	cfg := func(backlog int) string {
+		return `
+services:
+  held:
+    listen: tcp://127.0.0.1:` + itoa(port) + `
+    mode: wait
+    socket: {backlog: ` + itoa(backlog) + `}
+    exec: ["{{BIN}}", "superd-helper", "accept-hold"]
+`
+	}
+	h := start(t, cfg(64))
+	addr := "127.0.0.1:" + itoa(port)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	first, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The child holds the old socket, so the new one cannot bind yet.
+	h.reloadTo(cfg(128))
+	c.Close()
+	h.waitExits("held", 1)
+	// Once it exits, the service binds its new socket and serves.
+	var second string
+	waitFor(t, "the service to serve again", func() bool {
+		c2, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c2.Close()
+		c2.SetDeadline(time.Now().Add(10 * time.Second))
+		second, _ = bufio.NewReader(c2).ReadString('\n')
+		return second != ""
+	})
+	if second == first {
+		t.Errorf("the same child answered after the reload")
+	}
+}
+
+func TestAChildFloodingStderrDoesNotStallTheLoop(t *testing.T) {
+	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	h := start(t, `
+services:
+  noisy:
+    listen: tcp://127.0.0.1:`+itoa(p1)+`
+    stop_timeout: 1s
+    exec: ["/bin/sh", "-c", "exec yes spam >&2"]
+  quiet:
+    listen: tcp://127.0.0.1:`+itoa(p2)+`
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+`)
+	c, err := net.Dial("tcp", "127.0.0.1:"+itoa(p1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "stderr lines", func() bool { return h.logs.FilterMessage("stderr").Len() > 1000 })
+	// While it floods, the loop still answers and other services work.
+	if err := h.srv.Ping(2 * time.Second); err != nil {
+		t.Fatalf("loop unresponsive during a stderr flood: %v", err)
+	}
+	if got := dialEcho(t, "127.0.0.1:"+itoa(p2), "still here\n"); got != "still here\n" {
+		t.Errorf("other service answered %q during the flood", got)
+	}
+}

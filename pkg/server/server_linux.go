@@ -154,6 +154,16 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// finish ends the loop's life: no post is accepted after it, and the
+// eventfd is closed under the same lock posts write it under, so a late
+// post can never write to a reused fd number.
+func (s *Server) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	s.closeCore()
+}
+
 func (s *Server) closeCore() {
 	for _, fd := range []int{s.epfd, s.evfd, s.devnull} {
 		if fd >= 0 {
@@ -166,13 +176,10 @@ func (s *Server) closeCore() {
 // after a clean shutdown.
 func (s *Server) Run() error {
 	defer close(s.stopped)
-	defer s.closeCore()
+	defer s.finish()
 	s.log.Info("superd running", zap.Int("services", len(s.services)))
 	for {
 		if s.stopping && len(s.children) == 0 && s.spawning == 0 && len(s.sessions) == 0 {
-			s.mu.Lock()
-			s.done = true
-			s.mu.Unlock()
 			s.log.Info("superd stopped")
 			return nil
 		}
@@ -212,10 +219,10 @@ func (s *Server) post(f func()) bool {
 		return false
 	}
 	s.queue = append(s.queue, f)
-	s.mu.Unlock()
 	var one = [8]byte{1}
 	// EAGAIN means the counter is already non-zero: the loop will wake.
 	unix.Write(s.evfd, one[:])
+	s.mu.Unlock()
 	return true
 }
 
@@ -284,6 +291,11 @@ func (s *Server) Release(key string) {
 			return
 		}
 		delete(s.held, key)
+		if s.handedOver {
+			// A newer superd took over meanwhile: tell it instead.
+			s.freed([]string{key})
+			return
+		}
 		for _, svc := range s.services {
 			if svc.holdsKey(key) && !svc.heldByPrevious(s) && svc.waitChild == nil {
 				svc.log.Info("previous superd released the sockets")
@@ -294,10 +306,18 @@ func (s *Server) Release(key string) {
 }
 
 // Listening lists every listening socket now open, by listener.Key, for a
-// live upgrade; busy are those a wait-mode child holds now.
+// live upgrade; busy are those a wait-mode child (of this superd or of the
+// one before) holds now. From this call on, wait-mode services start no
+// new child — the new superd will — until Handover, or Resume if the
+// upgrade fails: otherwise both could hand the same socket to a child.
 func (s *Server) Listening() (keys []string, fds []int, busy []string, err error) {
 	err = s.call(func() {
 		for _, svc := range s.services {
+			if svc.cfg.Mode == config.Wait && svc.waitChild == nil && svc.socks != nil && !svc.heldByPrevious(s) {
+				svc.disarm(s)
+				svc.setState(StatePaused)
+				svc.upgradeHold = true
+			}
 			for _, sk := range svc.socks {
 				k := listener.Key(sk.cfg.Address, sk.cfg.Options)
 				keys = append(keys, k)
@@ -311,6 +331,21 @@ func (s *Server) Listening() (keys []string, fds []int, busy []string, err error
 	return keys, fds, busy, err
 }
 
+// Resume undoes Listening's hold on wait-mode services after a failed
+// upgrade.
+func (s *Server) Resume() {
+	s.post(func() {
+		for _, svc := range s.services {
+			if svc.upgradeHold {
+				svc.upgradeHold = false
+				if svc.state == StatePaused && svc.socks != nil {
+					svc.arm(s)
+				}
+			}
+		}
+	})
+}
+
 // Handover ends this superd's part after a live upgrade: it stops watching
 // and closes its copies of the listening sockets (the new superd holds the
 // same sockets; files of UNIX sockets stay), leaves running children to
@@ -322,6 +357,7 @@ func (s *Server) Handover(freed func(keys []string)) {
 		s.stopping = true
 		s.handedOver = true
 		s.freed = freed
+		var free []string
 		for _, svc := range s.services {
 			svc.disarm(s)
 			var keys []string
@@ -329,10 +365,24 @@ func (s *Server) Handover(freed func(keys []string)) {
 				keys = append(keys, listener.Key(sk.cfg.Address, sk.cfg.Options))
 				unix.Close(sk.fd)
 			}
-			if svc.waitChild != nil {
+			switch {
+			case svc.waitChild != nil:
 				svc.waitChild.heldKeys = keys
+			case svc.cfg.Mode == config.Wait:
+				// Listening may have called it busy, but its child
+				// has exited since: the new superd may watch it now —
+				// unless an older superd's child still serves it, whose
+				// release Release passes on.
+				for _, k := range keys {
+					if !s.held[k] {
+						free = append(free, k)
+					}
+				}
 			}
 			svc.socks = nil
+		}
+		if len(free) > 0 {
+			freed(free)
 		}
 		s.log.Info("handed the sockets over; waiting for children to finish", zap.Int("children", len(s.children)))
 	})

@@ -70,6 +70,9 @@ type service struct {
 	activations uint64
 	// waitChild is the wait-mode child holding the sockets, if any.
 	waitChild *child
+	// upgradeHold is set while a live upgrade is under way and this
+	// wait-mode service must not start a child (see Server.Listening).
+	upgradeHold bool
 	// replacedBy is the service of the same name a reload put in this
 	// one's place; children and pending spawns follow it.
 	replacedBy *service
@@ -284,7 +287,8 @@ func (sk *socket) acceptOne(s *Server) bool {
 			svc.pauseFor(s, resourcePause, "out of resources", err)
 			return false
 		}
-		svc.log.Error("accept failed", zap.Error(os.NewSyscallError("accept4", err)))
+		// Unexpected: rest rather than spin on a level-triggered fd.
+		svc.pauseFor(s, resourcePause, "accept failed", os.NewSyscallError("accept4", err))
 		return false
 	}
 	svc.m.Accepted.Inc()
@@ -308,7 +312,7 @@ func (sk *socket) acceptOne(s *Server) bool {
 	if hasIP {
 		env = sk.connEnv(fd, ip.String(), strconv.Itoa(port))
 	}
-	c := newChild(svc, fd, remote, readyAt)
+	c := newChild(svc, []int{fd}, remote, readyAt)
 	c.ip, c.src = ip, src
 	files, err := s.childFiles(svc, c, []int{fd})
 	if err != nil {
@@ -457,20 +461,37 @@ func (svc *service) activateWait(s *Server) {
 	}
 	svc.disarm(s)
 	svc.setState(StateRunning)
-	fds := make([]int, len(svc.socks))
-	for i, sk := range svc.socks {
-		fds[i] = sk.fd
+	// The spawner gets its own copies: the loop may close its fds (a
+	// reload, a shutdown) before the fork runs.
+	fds := make([]int, 0, len(svc.socks))
+	var err error
+	for _, sk := range svc.socks {
 		// Children expect blocking sockets, and O_NONBLOCK lives on the
 		// open file description superd shares with the child.
-		if err := unix.SetNonblock(sk.fd, false); err != nil {
-			svc.log.Warn("cannot clear O_NONBLOCK", zap.Error(err))
+		if err = unix.SetNonblock(sk.fd, false); err != nil {
+			break
 		}
+		var dup int
+		if dup, err = unix.FcntlInt(uintptr(sk.fd), unix.F_DUPFD_CLOEXEC, 3); err != nil {
+			err = os.NewSyscallError("fcntl F_DUPFD_CLOEXEC", err)
+			break
+		}
+		fds = append(fds, dup)
 	}
-	c := newChild(svc, -1, "", readyAt)
-	files, err := s.childFiles(svc, c, fds)
+	c := newChild(svc, fds, "", readyAt)
+	var files []int
+	if err == nil {
+		files, err = s.childFiles(svc, c, fds)
+	}
 	if err != nil {
+		for _, fd := range c.owned {
+			unix.Close(fd)
+		}
+		for _, sk := range svc.socks {
+			unix.SetNonblock(sk.fd, true)
+		}
 		svc.m.Rejected(metrics.ReasonResources)
-		svc.rearmWait(s, 0, false)
+		svc.pauseFor(s, resourcePause, "out of resources", err)
 		return
 	}
 	svc.waitChild = c
@@ -516,7 +537,7 @@ func (svc *service) pauseFor(s *Server, d time.Duration, why string, err error) 
 	svc.log.Warn(why, fields...)
 	time.AfterFunc(d, func() {
 		s.post(func() {
-			if svc.state == StatePaused && !s.stopping && svc.socks != nil {
+			if svc.state == StatePaused && !s.stopping && svc.socks != nil && !svc.upgradeHold {
 				svc.arm(s)
 			}
 		})
