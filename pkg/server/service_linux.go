@@ -299,8 +299,10 @@ func (sk *socket) acceptOne(s *Server) bool {
 	}
 	src, reason := svc.admit(s, ip, hasIP, readyAt)
 	if reason != "" {
-		unix.Close(fd)
+		// Counted before the close, so whoever sees the close sees the
+		// count too.
 		svc.refused(reason, remote, readyAt)
+		unix.Close(fd)
 		return svc.state != StatePaused
 	}
 	svc.active++
