@@ -227,7 +227,6 @@ func TestMetricsCountRealTrafficExactly(t *testing.T) {
 		`superd_connections_rejected_total{reason="max_instances",service="busy"}`:        1,
 		`superd_instances{service="busy"}`:                                                1,
 		`superd_spawn_seconds_count{service="busy"}`:                                      1,
-		`superd_child_duration_seconds_count{service="busy"}`:                             0,
 		`superd_service_up{service="busy"}`:                                               1,
 		`superd_config_last_reload_successful`:                                            1,
 		fmt.Sprintf(`superd_build_info{goversion="%s",version="dev"}`, runtime.Version()): 1,

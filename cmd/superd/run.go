@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -148,6 +149,9 @@ func runCmd(args []string, stderr io.Writer) error {
 		log.Info("admin listening", zap.String("addr", adminLn.Addr().String()))
 	}
 
+	// Parsing a large configuration leaves much garbage behind; give the
+	// memory back now rather than whenever the scavenger gets to it.
+	debug.FreeOSMemory()
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
 	notifier := notify.FromEnv()
@@ -186,6 +190,7 @@ func runCmd(args []string, stderr io.Writer) error {
 				if next := reload(log, m, srv, *path, cfg); next != nil {
 					cfg = next
 				}
+				debug.FreeOSMemory()
 				logNotify(log, notifier.Ready(fmt.Sprintf("serving %d services", len(cfg.Services))))
 			case sig == syscall.SIGUSR2:
 				freed, pid, err := up.start()

@@ -127,57 +127,94 @@ func New(version string) *Metrics {
 	return m
 }
 
-// Reasons and Outcomes are every label value superd uses, so each series
-// exists from the start at 0: rate() and increase() cannot see the first
-// event of a series that appears with it.
+// Reasons and Outcomes are every label value superd uses.
 var (
 	Reasons  = []string{ReasonMaxInstances, ReasonMaxPerSource, ReasonRateLimit, ReasonAccess, ReasonAccessTimes, ReasonSpawnError, ReasonResources}
 	Outcomes = []string{OutcomeSuccess, OutcomeFailure, OutcomeSignal, OutcomeStopped}
 )
 
+// Series that exist from the start at 0, because an alert watches them:
+// increase() cannot see the first event of a series that appears with it.
+// The others appear at their first event — each series costs about half a
+// KiB, and a host may configure thousands of services.
+var (
+	eagerReasons  = []string{ReasonSpawnError}
+	eagerOutcomes = []string{OutcomeFailure}
+)
+
 // Service is one service's metric children, resolved once so that counting
 // an activation, a refusal or an exit costs a map lookup at most and never
-// a label hash.
+// a label hash. A Service belongs to one goroutine (the event loop).
 type Service struct {
-	Activations   prometheus.Counter
-	Accepted      prometheus.Counter
-	Instances     prometheus.Gauge
-	ChildDuration prometheus.Observer
-	SpawnSeconds  prometheus.Observer
-	Up            prometheus.Gauge
-	rejected      map[string]prometheus.Counter
-	exits         map[string]prometheus.Counter
+	Activations prometheus.Counter
+	Accepted    prometheus.Counter
+	Instances   prometheus.Gauge
+	Up          prometheus.Gauge
+	rejected    map[string]prometheus.Counter
+	exits       map[string]prometheus.Counter
+	// The histograms are resolved at their first observation: they are
+	// most of a service's metric memory (about 6 KiB of buckets), and a
+	// host with thousands of configured services activates few of them.
+	spawnSeconds, childDuration prometheus.Observer
+	m                           *Metrics
+	name                        string
 }
 
 // ForService resolves the per-service children for name.
 func (m *Metrics) ForService(name string) *Service {
 	s := &Service{
-		Activations:   m.Activations.WithLabelValues(name),
-		Accepted:      m.ConnectionsAccepted.WithLabelValues(name),
-		Instances:     m.Instances.WithLabelValues(name),
-		ChildDuration: m.ChildDuration.WithLabelValues(name),
-		SpawnSeconds:  m.SpawnSeconds.WithLabelValues(name),
-		Up:            m.ServiceUp.WithLabelValues(name),
-		rejected:      make(map[string]prometheus.Counter, len(Reasons)),
-		exits:         make(map[string]prometheus.Counter, len(Outcomes)),
+		Activations: m.Activations.WithLabelValues(name),
+		Accepted:    m.ConnectionsAccepted.WithLabelValues(name),
+		Instances:   m.Instances.WithLabelValues(name),
+		Up:          m.ServiceUp.WithLabelValues(name),
+		rejected:    make(map[string]prometheus.Counter, len(eagerReasons)),
+		exits:       make(map[string]prometheus.Counter, len(eagerOutcomes)),
+		m:           m,
+		name:        name,
 	}
-	for _, r := range Reasons {
+	for _, r := range eagerReasons {
 		s.rejected[r] = m.ConnectionsRejected.WithLabelValues(name, r)
 	}
-	for _, o := range Outcomes {
+	for _, o := range eagerOutcomes {
 		s.exits[o] = m.ChildExits.WithLabelValues(name, o)
 	}
 	return s
 }
 
+// ObserveSpawn records one spawn's latency in seconds.
+func (s *Service) ObserveSpawn(seconds float64) {
+	if s.spawnSeconds == nil {
+		s.spawnSeconds = s.m.SpawnSeconds.WithLabelValues(s.name)
+	}
+	s.spawnSeconds.Observe(seconds)
+}
+
+// ObserveDuration records how long one child (or session) ran, in seconds.
+func (s *Service) ObserveDuration(seconds float64) {
+	if s.childDuration == nil {
+		s.childDuration = s.m.ChildDuration.WithLabelValues(s.name)
+	}
+	s.childDuration.Observe(seconds)
+}
+
 // Rejected counts one refusal for reason, one of Reasons.
 func (s *Service) Rejected(reason string) {
-	s.rejected[reason].Inc()
+	c := s.rejected[reason]
+	if c == nil {
+		c = s.m.ConnectionsRejected.WithLabelValues(s.name, reason)
+		s.rejected[reason] = c
+	}
+	c.Inc()
 }
 
 // Exited counts one child exit with outcome, one of Outcomes.
 func (s *Service) Exited(outcome string) {
-	s.exits[outcome].Inc()
+	c := s.exits[outcome]
+	if c == nil {
+		c = s.m.ChildExits.WithLabelValues(s.name, outcome)
+		s.exits[outcome] = c
+	}
+	c.Inc()
 }
 
 // Forget removes every series of a service that no longer exists, so a

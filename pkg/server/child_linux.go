@@ -68,8 +68,9 @@ func (s *Server) childFiles(svc *service, c *child, socks []int) ([]int, error) 
 			return nil, os.NewSyscallError("pipe2", err)
 		}
 		// Only superd's end is non-blocking: pipe ends are separate open
-		// file descriptions, so the child's stderr stays blocking.
-		unix.SetNonblock(p[0], true)
+		// file descriptions, so the child's stderr stays blocking. (One
+		// F_SETFL: a fresh read end has no other status flag to keep.)
+		unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK)
 		c.errR = p[0]
 		c.owned = append(c.owned, p[1])
 		errFD = p[1]
@@ -176,7 +177,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 	svc.activations++
 	svc.m.Activations.Inc()
 	svc.m.Instances.Inc()
-	svc.m.SpawnSeconds.Observe(started.Sub(c.readyAt).Seconds())
+	svc.m.ObserveSpawn(started.Sub(c.readyAt).Seconds())
 	if c.remote != "" {
 		svc.log.Info("activation", zap.Int("pid", pid), zap.String("remote", c.remote))
 	} else {
@@ -270,7 +271,7 @@ func (svc *service) finished(src source, ran time.Duration, outcome string, fiel
 	svc.active--
 	svc.release(src)
 	svc.m.Instances.Dec()
-	svc.m.ChildDuration.Observe(ran.Seconds())
+	svc.m.ObserveDuration(ran.Seconds())
 	svc.m.Exited(outcome)
 	svc.log.Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
 }

@@ -76,6 +76,10 @@ func NewSpec(svc *config.Service) *Spec {
 		env:  svc.Env,
 		dir:  svc.WorkingDirectory,
 	}
+	// The fork's chdir is skipped when the child would start there anyway.
+	if wd, err := os.Getwd(); err == nil && wd == s.dir {
+		s.dir = ""
+	}
 	// A session of its own keeps a terminal's signals to superd away from
 	// children and lets a child's own job control work.
 	s.sys.Setsid = true
@@ -108,10 +112,15 @@ func NewSpec(svc *config.Service) *Spec {
 }
 
 // credentialFor maps a resolved credential to Go's form. It returns nil when
-// no switch is needed: without privilege only the current user is possible,
-// and asking for it would fail setgroups.
+// no switch is needed — the child would be what superd is anyway (a common
+// `user: root`), which spares each spawn three syscalls — and without
+// privilege, where only the current user is possible and asking for it
+// would fail setgroups.
 func credentialFor(c *config.Credential) *syscall.Credential {
 	if c == nil {
+		return nil
+	}
+	if int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() && sameGroups(c.Groups) {
 		return nil
 	}
 	if os.Geteuid() != 0 && int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() {
@@ -119,12 +128,29 @@ func credentialFor(c *config.Credential) *syscall.Credential {
 	}
 	groups := c.Groups
 	if groups == nil {
-		// An empty Groups would clear the supplementary groups, which
-		// is what an explicitly empty list means; nil here means the
-		// config resolved none.
+		// An empty Groups clears the supplementary groups, which is
+		// what nil means in the configuration.
 		groups = []uint32{}
 	}
 	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: groups}
+}
+
+// sameGroups says whether want are exactly superd's supplementary groups.
+func sameGroups(want []uint32) bool {
+	have, err := os.Getgroups()
+	if err != nil || len(have) != len(want) {
+		return false
+	}
+	seen := make(map[uint32]bool, len(have))
+	for _, g := range have {
+		seen[uint32(g)] = true
+	}
+	for _, g := range want {
+		if !seen[g] {
+			return false
+		}
+	}
+	return true
 }
 
 // UsesLauncher reports whether children of this spec start through the
