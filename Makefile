@@ -21,7 +21,8 @@ help:
 	@echo "make run        build and run superd on configs/demo.yaml"
 	@echo "make test       install test peers, lint, run every test with -race"
 	@echo "make lint       gofmt, go vet, staticcheck"
-	@echo "make bench      Go benchmarks of the hot paths"
+	@echo "make bench      superd vs the C floor, xinetd, openbsd-inetd, tcpserver, systemd-socket-activate"
+	@echo "make bench-scale / bench-multicore / bench-go   1-10,000 services / many cores / Go benchmarks"
 	@echo "make fuzz       run each fuzz target for FUZZTIME (default 30s)"
 
 build:
@@ -52,8 +53,31 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-bench:
+# make bench: superd against the C floor and every peer on loopback (see
+# bench/README.md); bench-scale: 1, 1,000 and 10,000 configured services;
+# bench-multicore: the many-core mode (c=128, more load-generator threads);
+# bench-go: the Go benchmarks. BENCH_FLAGS adds driver flags, e.g.
+# BENCH_FLAGS='-idle=120s -rounds=5'.
+.PHONY: bench-deps bench-scale bench-multicore bench-go
+BENCH_FLAGS ?=
+bench: build bench-deps
+	$(GO) run ./bench/cmd/bench $(BENCH_FLAGS)
+
+bench-scale: build bench-deps
+	$(GO) run ./bench/cmd/bench -scale $(BENCH_FLAGS)
+
+bench-multicore: build bench-deps
+	$(GO) run ./bench/cmd/bench -mode=multicore $(BENCH_FLAGS)
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The peers superd is measured against. xinetd and ucspi-tcp are installed
+# when missing; openbsd-inetd conflicts with xinetd as a package, so it is
+# unpacked under bench/.peers/ and run from there; systemd-socket-activate
+# comes with systemd, unpacked the same way when the host has no systemd.
+bench-deps:
+	@sh bench/deps.sh
 
 FUZZTIME ?= 30s
 fuzz:

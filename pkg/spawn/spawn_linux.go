@@ -120,7 +120,7 @@ func credentialFor(c *config.Credential) *syscall.Credential {
 	if c == nil {
 		return nil
 	}
-	if int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() && sameGroups(c.Groups) {
+	if int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() && sameGroups(c.Groups, c.GID) {
 		return nil
 	}
 	if os.Geteuid() != 0 && int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() {
@@ -135,18 +135,33 @@ func credentialFor(c *config.Credential) *syscall.Credential {
 	return &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: groups}
 }
 
-// sameGroups says whether want are exactly superd's supplementary groups.
-func sameGroups(want []uint32) bool {
+// sameGroups says whether want are superd's supplementary groups, not
+// counting the primary group gid (being in it already, a supplementary
+// entry for it changes nothing: root's [0] is root's []).
+func sameGroups(want []uint32, gid uint32) bool {
 	have, err := os.Getgroups()
-	if err != nil || len(have) != len(want) {
+	if err != nil {
 		return false
 	}
-	seen := make(map[uint32]bool, len(have))
-	for _, g := range have {
-		seen[uint32(g)] = true
+	set := func(gs []uint32) map[uint32]bool {
+		m := make(map[uint32]bool, len(gs))
+		for _, g := range gs {
+			if g != gid {
+				m[g] = true
+			}
+		}
+		return m
 	}
-	for _, g := range want {
-		if !seen[g] {
+	h := make([]uint32, len(have))
+	for i, g := range have {
+		h[i] = uint32(g)
+	}
+	a, b := set(h), set(want)
+	if len(a) != len(b) {
+		return false
+	}
+	for g := range b {
+		if !a[g] {
 			return false
 		}
 	}
