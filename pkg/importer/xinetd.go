@@ -837,21 +837,29 @@ func (t *xs) port(unlisted bool, proto string) int {
 	return listed
 }
 
+// yesNo reads a yes/no attribute; absent is no, and anything else refuses
+// the service as xinetd does.
+func (t *xs) yesNo(name string) bool {
+	a, ok := t.attr(name)
+	if !ok {
+		return false
+	}
+	switch a.values[0] {
+	case "yes":
+		return true
+	case "no":
+	default:
+		t.refuse(a, "%q is not yes or no", a.values[0])
+	}
+	return false
+}
+
 // listen builds the listen address from bind (or interface), the IPv4
 // and IPv6 flags and v6only. xinetd listens on IPv6 unless told IPv4, on
 // a dual-stack socket unless v6only = yes.
 func (t *xs) listen(proto string, port int, flags map[string]bool) bool {
 	s := t.s
-	v6only := false
-	if a, ok := t.attr("v6only"); ok {
-		switch a.values[0] {
-		case "yes":
-			v6only = true
-		case "no":
-		default:
-			t.refuse(a, "%q is not yes or no", a.values[0])
-		}
-	}
+	v6only := t.yesNo("v6only")
 	v4 := flags["IPv4"] && !flags["IPv6"]
 	var addr string
 	if a, ok := t.attr("bind"); ok {
@@ -1044,16 +1052,7 @@ func (t *xs) process() {
 	}
 	// xinetd gives the server no supplementary groups unless groups =
 	// yes, which is superd's default (the user's groups).
-	groupsYes := false
-	if a, ok := t.attr("groups"); ok {
-		switch a.values[0] {
-		case "yes":
-			groupsYes = true
-		case "no":
-		default:
-			t.refuse(a, "%q is not yes or no", a.values[0])
-		}
-	}
+	groupsYes := t.yesNo("groups")
 	if !groupsYes {
 		s.groups, s.groupsSet = []string{}, true
 	}
