@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -200,4 +201,92 @@ services:
 	if cpu > 0.5 {
 		t.Errorf("superd used %.2fs CPU while backing off", cpu)
 	}
+}
+
+// TestForkFailureIsCountedPausedAndRecovered puts superd in a pids cgroup
+// whose limit is the tasks it has: fork fails with EAGAIN, as on a host
+// whose process table is full. superd must count spawn_error, stay up,
+// rest the listener rather than spin, and serve again once the limit goes.
+func TestForkFailureIsCountedPausedAndRecovered(t *testing.T) {
+	const pidsRoot = "/sys/fs/cgroup/pids"
+	if st, err := os.Stat(pidsRoot); err != nil || !st.IsDir() || os.Geteuid() != 0 {
+		t.Skip("needs root and a cgroup v1 pids hierarchy")
+	}
+	cg := fmt.Sprintf("%s/superd-test-%d", pidsRoot, os.Getpid())
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Skipf("cannot make a pids cgroup: %v", err)
+	}
+	dir := worldDir(t)
+	port := freePort(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+services:
+  hi:
+    listen: tcp://%s
+    exec: [/bin/sh, -c, 'echo hi']
+%s`, admin, addr, userLine()))
+	r := startSuperd(t, cfg, admin)
+	pid := r.cmd.Process.Pid
+	t.Cleanup(func() {
+		// Move superd back out, so the cgroup can go.
+		os.WriteFile(pidsRoot+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0)
+		os.Remove(cg)
+	})
+	read := func() string {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return "dial: " + err.Error()
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 16)
+		n, _ := c.Read(buf)
+		return string(buf[:n])
+	}
+	// Warm up: the runtime has the threads it needs for spawning.
+	for i := 0; i < 8; i++ {
+		if got := read(); got != "hi\n" {
+			t.Fatalf("before the limit: %q", got)
+		}
+	}
+	if err := os.WriteFile(cg+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0); err != nil {
+		t.Skipf("cannot move superd into the cgroup: %v", err)
+	}
+	cur, err := os.ReadFile(cg + "/pids.current")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cg+"/pids.max", cur, 0); err != nil {
+		t.Fatal(err)
+	}
+	cpu0 := cpuSeconds(t, pid)
+	for i := 0; i < 5; i++ {
+		if got := read(); got != "" {
+			t.Errorf("with no process to spare, connection %d got %q, want it closed", i, got)
+		}
+	}
+	cpu := cpuSeconds(t, pid) - cpu0
+	if err := os.WriteFile(cg+"/pids.max", []byte("max"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("superd died when fork failed: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for read() != "hi\n" {
+		if time.Now().After(deadline) {
+			t.Fatal("superd does not serve again once processes are available")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	metrics := get(t, "http://"+admin+"/metrics")
+	if !strings.Contains(metrics, `superd_connections_rejected_total{reason="spawn_error",service="hi"} 5`) {
+		t.Errorf("spawn errors not counted:\n%s", grepLines(metrics, "rejected"))
+	}
+	if !strings.Contains(r.stderr.String(), "out of resources to start children") {
+		t.Error("the listener was not rested after fork failed")
+	}
+	t.Logf("superd used %.2fs CPU over 5 failed forks", cpu)
 }

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -152,6 +154,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	// Parsing a large configuration leaves much garbage behind; give the
 	// memory back now rather than whenever the scavenger gets to it.
 	debug.FreeOSMemory()
+	reserveThreads(2*runtime.GOMAXPROCS(0) + runtime.NumCPU() + 4)
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
 	notifier := notify.FromEnv()
@@ -245,6 +248,38 @@ func reload(log *zap.Logger, m *metrics.Metrics, srv *server.Server, path string
 		log.Warn("log and admin settings take effect at the next start, not on reload")
 	}
 	return cfg
+}
+
+// reserveThreads makes the Go runtime create n OS threads now and keep them
+// idle for later. The runtime dies when it cannot create a thread it needs
+// ("failed to create new OS thread"), and a full process table — exactly
+// when fork fails and superd must keep serving — is when that happens. At
+// most, superd's threads block in the loop's epoll_wait, in one fork per
+// spawner and in running goroutines (GOMAXPROCS), so with n threads in
+// reserve it needs no new one later. Measured: under a pids cgroup at its
+// limit, superd crashed in one run of two without this.
+func reserveThreads(n int) {
+	var locked sync.WaitGroup
+	release := make(chan struct{})
+	var done sync.WaitGroup
+	for i := 0; i < n; i++ {
+		locked.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			// A locked goroutine that blocks keeps its thread, so the
+			// runtime starts another for everything else.
+			runtime.LockOSThread()
+			locked.Done()
+			<-release
+			// Unlocked before it ends, the thread goes back to the idle
+			// pool instead of exiting.
+			runtime.UnlockOSThread()
+		}()
+	}
+	locked.Wait()
+	close(release)
+	done.Wait()
 }
 
 // logNotify logs a failed sd_notify: the service manager's problem is
