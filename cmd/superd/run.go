@@ -42,6 +42,17 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// configFromArgs parses a verb's -c flag and loads that configuration.
+func configFromArgs(verb string, args []string) (string, *config.Config, error) {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	path := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return "", nil, err
+	}
+	cfg, err := loadConfig(*path)
+	return *path, cfg, err
+}
+
 func loadConfig(path string) (*config.Config, error) {
 	root := os.Geteuid() == 0
 	return config.Load(path, config.Options{AsRoot: root, StrictModes: root})
@@ -49,16 +60,11 @@ func loadConfig(path string) (*config.Config, error) {
 
 // checkCmd validates a configuration without touching any socket.
 func checkCmd(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	path := configFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	path, cfg, err := configFromArgs("check", args)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d services)\n", *path, len(cfg.Services))
+	fmt.Fprintf(stdout, "%s: ok (%d services)\n", path, len(cfg.Services))
 	return nil
 }
 
@@ -86,12 +92,7 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 
 // runCmd serves in the foreground until SIGTERM or SIGINT.
 func runCmd(args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	path := configFlag(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*path)
+	path, cfg, err := configFromArgs("run", args)
 	if err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ func runCmd(args []string, stderr io.Writer) error {
 				log.Info("signal ignored: stopping", zap.String("signal", sig.String()))
 			case sig == syscall.SIGHUP:
 				logNotify(log, notifier.Reloading())
-				if next := reload(log, m, srv, *path, cfg); next != nil {
+				if next := reload(log, m, srv, path, cfg); next != nil {
 					cfg = next
 				}
 				debug.FreeOSMemory()

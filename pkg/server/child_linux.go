@@ -86,17 +86,22 @@ func (s *Server) childFiles(svc *service, c *child, socks []int) ([]int, error) 
 // listenEnv adds the sd_listen_fds(3) variables (but LISTEN_PID, which only
 // the launcher can know) for n passed sockets.
 func listenEnv(svc *service, base []string, n int) []string {
-	names := make([]string, 0, n)
-	if svc.cfg.Mode == config.Accept {
-		names = append(names, "connection")
-	} else {
-		for _, sc := range svc.cfg.Sockets {
-			names = append(names, sc.FDName)
-		}
-	}
 	env := make([]string, len(base), len(base)+2)
 	copy(env, base)
-	return append(env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_FDNAMES="+strings.Join(names, ":"))
+	return append(env, "LISTEN_FDS="+strconv.Itoa(n), svc.fdNames)
+}
+
+// fdNamesVar is a service's LISTEN_FDNAMES assignment: "connection" for the
+// one fd of accept mode, else each socket's fd_name in listen order.
+func fdNamesVar(sc *config.Service) string {
+	if sc.Mode == config.Accept {
+		return "LISTEN_FDNAMES=connection"
+	}
+	names := make([]string, len(sc.Sockets))
+	for i, so := range sc.Sockets {
+		names[i] = so.FDName
+	}
+	return "LISTEN_FDNAMES=" + strings.Join(names, ":")
 }
 
 // startChild hands a spawn to the pool; the result comes back to the loop.

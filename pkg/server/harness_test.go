@@ -138,7 +138,7 @@ func (h *harness) activations(svc string) float64 {
 	return testutil.ToFloat64(h.m.Activations.WithLabelValues(svc))
 }
 
-func testutilAccepted(h *harness, svc string) float64 {
+func (h *harness) accepted(svc string) float64 {
 	return testutil.ToFloat64(h.m.ConnectionsAccepted.WithLabelValues(svc))
 }
 
@@ -200,8 +200,6 @@ func dialReport(t *testing.T, network, addr string) (report, net.Addr) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-func zapInt(k string, v int) zap.Field { return zap.Int(k, v) }
-
-func testutilUp(h *harness, svc string) float64 {
+func (h *harness) up(svc string) float64 {
 	return testutil.ToFloat64(h.m.ServiceUp.WithLabelValues(svc))
 }

@@ -44,7 +44,7 @@ func (ss *session) follow() {
 }
 
 // startSession serves an accepted connection in-process.
-func (s *Server) startSession(svc *service, fd int, remote string, src source, readyAt time.Time) {
+func (s *Server) startSession(svc *service, fd int, ip netip.Addr, remote string, src source, readyAt time.Time) {
 	f := os.NewFile(uintptr(fd), "conn")
 	conn, err := net.FileConn(f) // a dup, in Go's poller
 	f.Close()
@@ -55,16 +55,15 @@ func (s *Server) startSession(svc *service, fd int, remote string, src source, r
 		svc.pauseFor(s, resourcePause, "cannot serve connection", err)
 		return
 	}
-	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	// Cancelled on shutdown; max_duration is a deadline on the same ctx.
+	var ctx context.Context
+	var cancel context.CancelFunc
 	if d := svc.cfg.MaxDuration; d > 0 {
-		ctx, cancel = context.WithTimeout(ctx, d)
+		ctx, cancel = context.WithTimeout(context.Background(), d)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
 	}
-	ctx, cancel2 := context.WithCancel(ctx)
-	cancelBoth := func() { cancel2(); cancel() }
-	ss := &session{svc: svc, remote: remote, src: src, started: readyAt, cancel: cancelBoth}
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		ss.ip = ap.Addr()
-	}
+	ss := &session{svc: svc, ip: ip, remote: remote, src: src, started: readyAt, cancel: cancel}
 	s.sessions[ss] = struct{}{}
 	svc.activations++
 	svc.m.Activations.Inc()

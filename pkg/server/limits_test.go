@@ -98,7 +98,7 @@ services:
 	if got := h.rejected("three", metrics.ReasonMaxInstances); got != 27 {
 		t.Errorf("rejected{max_instances} = %v, want 27", got)
 	}
-	if got := testutilAccepted(h, "three"); got != 30 {
+	if got := h.accepted("three"); got != 30 {
 		t.Errorf("accepted = %v, want 30", got)
 	}
 	if n := h.logs.FilterMessage("connection refused").Len(); n > 2 {
@@ -240,7 +240,7 @@ services:
 	if st[0].State != "paused" {
 		t.Errorf("state = %s, want paused", st[0].State)
 	}
-	if got := testutilUp(h, "limited"); got != 0 {
+	if got := h.up("limited"); got != 0 {
 		t.Errorf("superd_service_up during the pause = %v, want 0", got)
 	}
 	// Connections made during the pause wait in the backlog and are

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/metrics"
 )
@@ -87,7 +89,7 @@ services:
 	if got := dialEcho(t, "127.0.0.1:"+itoa(p2), "new\n"); got != "new\n" {
 		t.Errorf("added service answered %q", got)
 	}
-	if n := h.logs.FilterMessage("configuration reloaded").FilterField(zapInt("sockets_kept", 1)).Len(); n != 1 {
+	if n := h.logs.FilterMessage("configuration reloaded").FilterField(zap.Int("sockets_kept", 1)).Len(); n != 1 {
 		t.Errorf("reload did not keep the unchanged socket: %v", h.logs.FilterMessage("configuration reloaded").AllUntimed())
 	}
 }

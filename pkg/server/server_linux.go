@@ -138,6 +138,12 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 			return -1, false
 		}
 		delete(pool, k)
+		if !s.held[k] {
+			// Inherited sockets come in whatever mode their sender
+			// left; a held one is a child's, and stays blocking until
+			// Release.
+			unix.SetNonblock(in.FD, true)
+		}
 		return in.FD, true
 	}
 	for _, sc := range cfg.Services {

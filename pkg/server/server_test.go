@@ -104,7 +104,7 @@ services:
 	if got := h.activations("rep"); got != 1 {
 		t.Errorf("activations = %v, want 1", got)
 	}
-	if got := testutilAccepted(h, "rep"); got != 1 {
+	if got := h.accepted("rep"); got != 1 {
 		t.Errorf("connections accepted = %v, want 1", got)
 	}
 	if got := h.exits("rep", metrics.OutcomeSuccess); got != 1 {

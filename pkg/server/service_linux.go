@@ -59,10 +59,12 @@ const (
 
 // service is one configured service; owned by the loop.
 type service struct {
-	cfg   *config.Service
-	spec  *spawn.Spec // nil unless exec
-	socks []*socket
-	state State
+	cfg  *config.Service
+	spec *spawn.Spec // nil unless exec
+	// fdNames is the LISTEN_FDNAMES assignment for pass: listen_fds.
+	fdNames string
+	socks   []*socket
+	state   State
 	// active counts children running or being spawned (accept mode), the
 	// figure max_instances bounds.
 	active int
@@ -113,6 +115,7 @@ func newService(s *Server, sc *config.Service) *service {
 	}
 	if len(sc.Exec) > 0 {
 		svc.spec = spawn.NewSpec(sc)
+		svc.fdNames = fdNamesVar(sc)
 	}
 	if len(sc.Allow) > 0 || len(sc.Deny) > 0 {
 		svc.acl = access.NewACL(sc.Allow, sc.Deny)
@@ -166,9 +169,6 @@ func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (
 		// A previous superd's child serves them: Release will tell.
 		svc.setState(StateRunning)
 	default:
-		for _, sk := range svc.socks {
-			unix.SetNonblock(sk.fd, true) // inherited ones may be blocking
-		}
 		svc.arm(s)
 	}
 	svc.log.Info("listening", zap.Strings("listen", svc.listenStrings()), zap.Stringer("mode", svc.cfg.Mode))
@@ -307,7 +307,7 @@ func (sk *socket) acceptOne(s *Server) bool {
 	}
 	svc.active++
 	if svc.spec == nil {
-		s.startSession(svc, fd, remote, src, readyAt)
+		s.startSession(svc, fd, ip, remote, src, readyAt)
 		return true
 	}
 	env := svc.cfg.Env

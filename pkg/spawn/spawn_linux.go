@@ -13,10 +13,9 @@ import (
 	"github.com/superd/superd/pkg/config"
 )
 
-// LaunchVerb is the hidden argv[1] with which superd re-executes itself as a
-// launcher. cmd/superd hands such invocations to RunLauncher before anything
-// else.
-const LaunchVerb = "__superd_launch"
+// launchVerb is the hidden argv[1] with which superd re-executes itself as a
+// launcher; MaybeLaunch recognises it.
+const launchVerb = "__superd_launch"
 
 // selfExe is what the launcher path executes: the running superd binary, even
 // if the file on disk was replaced since (a child resolves it before exec, so
@@ -106,7 +105,7 @@ func NewSpec(svc *config.Service) *Spec {
 		panic(err) // plain data: cannot fail
 	}
 	s.launch = p
-	s.argv = append([]string{"superd-launch", LaunchVerb, string(enc), s.path}, argv...)
+	s.argv = append([]string{"superd-launch", launchVerb, string(enc), s.path}, argv...)
 	s.path = selfExe
 	return s
 }
@@ -239,19 +238,19 @@ func CloseInheritedOnExec() error {
 // it first thing in main or TestMain, since the launcher is that program's
 // own image.
 func MaybeLaunch() {
-	if len(os.Args) < 2 || os.Args[1] != LaunchVerb {
+	if len(os.Args) < 2 || os.Args[1] != launchVerb {
 		return
 	}
-	err := RunLauncher(os.Args[2:])
+	err := runLauncher(os.Args[2:])
 	fmt.Fprintln(os.Stderr, "superd:", err)
 	os.Exit(127)
 }
 
-// RunLauncher is the launcher's whole life: args are os.Args[2:] of an
-// invocation whose argv[1] is LaunchVerb. It applies the encoded attributes
+// runLauncher is the launcher's whole life: args are os.Args[2:] of an
+// invocation whose argv[1] is launchVerb. It applies the encoded attributes
 // and replaces itself with the target; it returns only on failure, with the
 // error to report (the caller exits 127, like a shell whose exec failed).
-func RunLauncher(args []string) error {
+func runLauncher(args []string) error {
 	if len(args) < 3 {
 		return fmt.Errorf("launcher: want PARAMS PATH ARGV0 [ARG...]")
 	}
