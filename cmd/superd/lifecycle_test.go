@@ -110,12 +110,10 @@ services:
 	// An invalid config is reported with its position and changes nothing.
 	os.WriteFile(cfg, []byte(invalid), 0o644)
 	r.cmd.Process.Signal(syscall.SIGHUP)
-	deadline = time.Now().Add(10 * time.Second)
-	for !strings.Contains(get(t, "http://"+admin+"/metrics"), "superd_config_last_reload_successful 0") {
-		if time.Now().After(deadline) {
-			t.Fatal("invalid reload not reflected in superd_config_last_reload_successful")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !waitUntil(10*time.Second, func() bool {
+		return strings.Contains(get(t, "http://"+admin+"/metrics"), "superd_config_last_reload_successful 0")
+	}) {
+		t.Fatal("invalid reload not reflected in superd_config_last_reload_successful")
 	}
 	if !strings.Contains(r.stderr.String(), cfg+":") || !strings.Contains(r.stderr.String(), "services.broken.mode") {
 		t.Errorf("invalid config not reported with file:line:col and key:\n%s", r.stderr.String())

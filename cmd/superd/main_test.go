@@ -40,6 +40,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// waitUntil polls cond every 10 ms until it holds or timeout passes, and
+// reports whether it held; the caller says what failing means.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

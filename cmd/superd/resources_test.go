@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"os"
@@ -99,22 +100,8 @@ services:
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 3)
-			n, _ := c.Read(buf)
-			c.Close()
-			if string(buf[:n]) == "hi\n" {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("superd does not serve again after the flood")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitUntil(30*time.Second, func() bool { return readHi(addr) }) {
+		t.Fatal("superd does not serve again after the flood")
 	}
 	metrics := get(t, "http://"+admin+"/metrics")
 	if !strings.Contains(metrics, `superd_connections_rejected_total{reason="resources",service="holder"}`) ||
@@ -123,17 +110,30 @@ services:
 	}
 	// Every child gone, every fd back: the count returns to the baseline
 	// (the admin connection we just used may still be closing).
-	deadline = time.Now().Add(30 * time.Second)
-	for fdCount(t, pid) > baseline+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("superd holds %d fds after the flood, %d before", fdCount(t, pid), baseline)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitUntil(30*time.Second, func() bool { return fdCount(t, pid) <= baseline+1 }) {
+		t.Fatalf("superd holds %d fds after the flood, %d before", fdCount(t, pid), baseline)
 	}
 	if code := r.stop(t); code != 0 {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// firstLine connects to addr and returns the service's first line ("" if
+// it closes without one), or the dial error. A line is enough: a service
+// may hold the connection open after it.
+func firstLine(addr string) string {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "dial: " + err.Error()
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return line
+}
+
+// readHi says whether the `echo hi` service at addr answers.
+func readHi(addr string) bool { return firstLine(addr) == "hi\n" }
 
 func grepLines(text, word string) string {
 	var out []string
@@ -176,12 +176,8 @@ services:
 	begin := time.Now()
 	c.Write([]byte("never read"))
 	// Wait for the third back-off (4s): by then the child ran three times.
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(r.stderr.String(), `"pause": 4}`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no third back-off:\n%s", r.stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitUntil(30*time.Second, func() bool { return strings.Contains(r.stderr.String(), `"pause": 4}`) }) {
+		t.Fatalf("no third back-off:\n%s", r.stderr.String())
 	}
 	took := time.Since(begin)
 	cpu := cpuSeconds(t, pid) - cpu0
@@ -234,17 +230,7 @@ services:
 		os.WriteFile(pidsRoot+"/cgroup.procs", []byte(strconv.Itoa(pid)), 0)
 		os.Remove(cg)
 	})
-	read := func() string {
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			return "dial: " + err.Error()
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 16)
-		n, _ := c.Read(buf)
-		return string(buf[:n])
-	}
+	read := func() string { return firstLine(addr) }
 	// Warm up: the runtime has the threads it needs for spawning.
 	for i := 0; i < 8; i++ {
 		if got := read(); got != "hi\n" {
@@ -274,12 +260,8 @@ services:
 	if err := syscall.Kill(pid, 0); err != nil {
 		t.Fatalf("superd died when fork failed: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for read() != "hi\n" {
-		if time.Now().After(deadline) {
-			t.Fatal("superd does not serve again once processes are available")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !waitUntil(10*time.Second, func() bool { return readHi(addr) }) {
+		t.Fatal("superd does not serve again once processes are available")
 	}
 	metrics := get(t, "http://"+admin+"/metrics")
 	if !strings.Contains(metrics, `superd_connections_rejected_total{reason="spawn_error",service="hi"} 5`) {

@@ -179,12 +179,8 @@ func TestLiveUpgradeFailureKeepsTheOldOneServing(t *testing.T) {
 
 	waitLog := func(what string, n int) {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
-		for strings.Count(r.stderr.String(), what) < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %q in the log:\n%s", what, r.stderr.String())
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !waitUntil(90*time.Second, func() bool { return strings.Count(r.stderr.String(), what) >= n }) {
+			t.Fatalf("no %q in the log:\n%s", what, r.stderr.String())
 		}
 	}
 	check := func(when string) {
@@ -255,16 +251,14 @@ services:
 			t.Logf("superd stderr:\n%s", stderr.String())
 		}
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
+	if !waitUntil(20*time.Second, func() bool {
+		resp, err := http.Get("http://" + admin + "/healthz")
+		if err == nil {
 			resp.Body.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("superd did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
+		return err == nil
+	}) {
+		t.Fatal("superd did not start")
 	}
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
