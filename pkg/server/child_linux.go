@@ -104,26 +104,36 @@ func fdNamesVar(sc *config.Service) string {
 	return "LISTEN_FDNAMES=" + strings.Join(names, ":")
 }
 
-// startChild hands a spawn to the pool; the result comes back to the loop.
+// startChild hands a spawn to the pool; the result comes back to the loop
+// as spawnDone.
 func (s *Server) startChild(c *child, files []int, env []string) {
 	svc := c.svc
 	if svc.cfg.Pass == config.PassListenFDs {
 		env = listenEnv(svc, env, len(files)-3)
 	}
 	s.spawning++
-	go func() {
-		s.spawnSem <- struct{}{}
-		pid, pidfd, err := svc.spec.Start(files, env)
-		<-s.spawnSem
-		// superd's copies of what the child now holds.
-		for _, fd := range c.owned {
-			unix.Close(fd)
+	s.pool.submit(&spawnJob{c: c, spec: svc.spec, files: files, env: env})
+}
+
+// spawnDone is a spawner's result, on the loop: the pidfd is opened here, in
+// the loop's table (the spawner's is its own).
+func (s *Server) spawnDone(j *spawnJob, r spawnResult) {
+	s.pool.inFlight--
+	s.pool.next()
+	pidfd := -1
+	if r.err == nil {
+		var err error
+		if pidfd, err = unix.PidfdOpen(r.pid, 0); err != nil {
+			// Out of fds: without a pidfd the child cannot be
+			// watched. It has barely started; end it now.
+			unix.Kill(r.pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(r.pid, &ws, 0, nil)
+			r.err = os.NewSyscallError("pidfd_open", err)
+			pidfd = -1
 		}
-		started := time.Now()
-		if !s.post(func() { s.spawned(c, pid, pidfd, started, err) }) && pidfd >= 0 {
-			unix.Close(pidfd)
-		}
-	}()
+	}
+	s.spawned(j.c, r.pid, pidfd, r.started, r.err)
 }
 
 // spawned is a spawn's result, back on the loop.

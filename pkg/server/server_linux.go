@@ -63,8 +63,8 @@ type Server struct {
 	handedOver bool
 	freed      func(keys []string)
 
-	// spawnSem bounds concurrent forks.
-	spawnSem chan struct{}
+	// pool forks children; used on the loop only.
+	pool *spawnPool
 
 	// mu guards queue and done; the loop drains queue when evfd fires.
 	mu    sync.Mutex
@@ -95,7 +95,6 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		children: make(map[int]*child),
 		sessions: make(map[*session]struct{}),
 		events:   make([]unix.EpollEvent, 128),
-		spawnSem: make(chan struct{}, n),
 		stopped:  make(chan struct{}),
 		epfd:     -1,
 		evfd:     -1,
@@ -120,6 +119,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, &os.PathError{Op: "open", Path: "/dev/null", Err: err}
 	}
 	if err := s.watch(s.evfd, unix.EPOLLIN, wakeWatcher{}); err != nil {
+		s.closeCore()
+		return nil, err
+	}
+	// Before any socket is bound: the spawners copy the fd table as it is
+	// now (see spawner_linux.go).
+	if s.pool, err = startPool(n, func(j *spawnJob, r spawnResult) bool {
+		return s.post(func() { s.spawnDone(j, r) })
+	}); err != nil {
 		s.closeCore()
 		return nil, err
 	}
@@ -171,6 +178,10 @@ func (s *Server) finish() {
 }
 
 func (s *Server) closeCore() {
+	if s.pool != nil {
+		s.pool.stop()
+		s.pool = nil
+	}
 	for _, fd := range []int{s.epfd, s.evfd, s.devnull} {
 		if fd >= 0 {
 			unix.Close(fd)

@@ -176,21 +176,10 @@ func (s *Spec) UsesLauncher() bool { return s.launch != nil }
 // that becomes readable when the child exits. The caller keeps ownership of
 // files.
 func (s *Spec) Start(files []int, env []string) (pid, pidfd int, err error) {
-	sys := s.sys
 	pidfd = -1
-	sys.PidFD = &pidfd
-	fds := make([]uintptr, len(files))
-	for i, f := range files {
-		fds[i] = uintptr(f)
-	}
-	pid, err = syscall.ForkExec(s.path, s.argv, &syscall.ProcAttr{
-		Dir:   s.dir,
-		Env:   env,
-		Files: fds,
-		Sys:   &sys,
-	})
+	pid, err = s.start(files, env, &pidfd)
 	if err != nil {
-		return 0, -1, fmt.Errorf("start %s: %w", s.displayPath(), err)
+		return 0, -1, err
 	}
 	if pidfd < 0 {
 		// Kernels before 5.3 have no pidfds; superd needs them to wait
@@ -198,6 +187,31 @@ func (s *Spec) Start(files []int, env []string) (pid, pidfd int, err error) {
 		return pid, -1, fmt.Errorf("start %s: kernel returned no pidfd", s.displayPath())
 	}
 	return pid, pidfd, nil
+}
+
+// StartPid is Start without the pidfd, for a caller that opens one itself
+// (pidfd_open) in another fd table than the calling thread's.
+func (s *Spec) StartPid(files []int, env []string) (pid int, err error) {
+	return s.start(files, env, nil)
+}
+
+func (s *Spec) start(files []int, env []string, pidfd *int) (int, error) {
+	sys := s.sys
+	sys.PidFD = pidfd
+	fds := make([]uintptr, len(files))
+	for i, f := range files {
+		fds[i] = uintptr(f)
+	}
+	pid, err := syscall.ForkExec(s.path, s.argv, &syscall.ProcAttr{
+		Dir:   s.dir,
+		Env:   env,
+		Files: fds,
+		Sys:   &sys,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start %s: %w", s.displayPath(), err)
+	}
+	return pid, nil
 }
 
 func (s *Spec) displayPath() string {

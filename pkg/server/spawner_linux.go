@@ -1,0 +1,321 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/superd/superd/pkg/spawn"
+)
+
+// The spawner pool forks children for the loop, so that a fork, which
+// blocks its thread until the child has exec'd, never blocks the loop, and
+// forks run in parallel on many cores.
+//
+// Each spawner is a goroutine locked to a thread of its own whose file
+// descriptor table is private (unshare(CLONE_FILES)) and nearly empty. A
+// fork copies the forking thread's table and exec then closes every
+// close-on-exec entry, so forking from superd's own table — one entry per
+// listening socket — costs time in proportion to the number of configured
+// services: at 10,000 services a quarter of the one-service rate. From a
+// private table it costs the same at any count.
+//
+// The loop hands a spawn over as a message on a SOCK_SEQPACKET socket pair
+// that carries the child's files (SCM_RIGHTS) and a job number; the kernel
+// installs the files in the receiving spawner's table and queues messages
+// for whichever spawner is free. The loop closes its copies as soon as the
+// message is sent. Results come back through Server.post; the loop opens
+// the child's pidfd itself, in its own table (superd is the child's parent,
+// so the pid cannot be reused before the loop has reaped it).
+
+// maxInFlight bounds the spawn messages queued in the socket pair; more
+// wait in the loop. It stays far below what the socket's buffer holds, so a
+// send never blocks or fails for space. (A variable for a test.)
+var maxInFlight = 64
+
+// spawnJob is one child to start; files are the loop's fd numbers for the
+// child's fds 0, 1, 2, 3...
+type spawnJob struct {
+	id    uint64
+	c     *child
+	spec  *spawn.Spec
+	files []int
+	env   []string
+}
+
+// spawnResult is a job's outcome as the loop needs it.
+type spawnResult struct {
+	pid     int
+	started time.Time
+	err     error
+}
+
+type spawnPool struct {
+	// send is the loop's end of the socket pair; recv the spawners'.
+	send, recv int
+	// post delivers a result to the loop; false once the loop has ended.
+	post func(*spawnJob, spawnResult) bool
+
+	mu   sync.Mutex
+	jobs map[uint64]*spawnJob // sent, not yet taken by a spawner
+
+	// spawners are the spawners' threads; set by startPool, read-only after.
+	spawners []isolation
+
+	// Owned by the loop.
+	nextID   uint64
+	inFlight int         // sent, result not yet back
+	waiting  []*spawnJob // not yet sent (maxInFlight reached)
+}
+
+// startPool starts n spawners. post delivers each result to the loop.
+func startPool(n int, post func(*spawnJob, spawnResult) bool) (*spawnPool, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socketpair", err)
+	}
+	p := &spawnPool{send: fds[0], recv: fds[1], post: post, jobs: make(map[uint64]*spawnJob)}
+	// The runtime's own poller (an epoll instance and an eventfd, which
+	// any thread may write to wake it) must exist before the spawners copy
+	// the table, or a spawner's table would lack it.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+	// The loop's sends never wait: maxInFlight keeps the queue short.
+	unix.SetNonblock(p.send, true)
+	isolated := make(chan isolation)
+	for i := 0; i < n; i++ {
+		go p.spawner(isolated)
+	}
+	// Every spawner has its private table before the caller opens more
+	// descriptors (listening sockets) that the spawners would only close.
+	running := 0
+	for i := 0; i < n; i++ {
+		iso := <-isolated
+		if iso.recv >= 0 {
+			running++
+			p.spawners = append(p.spawners, iso)
+		}
+		if iso.private {
+			unix.Close(iso.recv) // the spawner's copy is in its own table
+		}
+	}
+	unix.Close(p.recv)
+	if running == 0 {
+		unix.Close(p.send)
+		return nil, errors.New("no spawner could start (out of file descriptors)")
+	}
+	return p, nil
+}
+
+// isolation is what a starting spawner tells startPool: its own fd of the
+// receiving end, and whether its table is private (then the copy left in
+// superd's table is startPool's to close).
+type isolation struct {
+	recv    int
+	private bool
+	tid     int
+}
+
+// stop ends the spawners once they have finished what was sent; it does not
+// wait for them.
+func (p *spawnPool) stop() {
+	for _, j := range p.waiting {
+		for _, fd := range j.c.owned {
+			unix.Close(fd)
+		}
+	}
+	p.waiting = nil
+	// A spawner's recvmsg sees EOF once the loop's end is closed and the
+	// queue is empty.
+	unix.Close(p.send)
+}
+
+// submit hands j to the pool. Called on the loop only.
+func (p *spawnPool) submit(j *spawnJob) {
+	if p.inFlight >= maxInFlight {
+		p.waiting = append(p.waiting, j)
+		return
+	}
+	p.send1(j)
+}
+
+// next sends the oldest waiting job, if any; the loop calls it for each
+// result that comes back.
+func (p *spawnPool) next() {
+	if len(p.waiting) == 0 || p.inFlight >= maxInFlight {
+		return
+	}
+	j := p.waiting[0]
+	p.waiting[0] = nil
+	p.waiting = p.waiting[1:]
+	if len(p.waiting) == 0 {
+		p.waiting = nil
+	}
+	p.send1(j)
+}
+
+// send1 sends one job's files and number, then closes the loop's copies of
+// the files it owned: from here on the message holds them.
+func (p *spawnPool) send1(j *spawnJob) {
+	p.nextID++
+	j.id = p.nextID
+	// The message: job number, then for each child fd the index of its
+	// file among the distinct files passed.
+	var distinct []int
+	msg := make([]byte, 8, 8+len(j.files))
+	binary.LittleEndian.PutUint64(msg, j.id)
+	for _, fd := range j.files {
+		idx := -1
+		for k, d := range distinct {
+			if d == fd {
+				idx = k
+				break
+			}
+		}
+		if idx < 0 {
+			idx = len(distinct)
+			distinct = append(distinct, fd)
+		}
+		msg = append(msg, byte(idx))
+	}
+	p.mu.Lock()
+	p.jobs[j.id] = j
+	p.mu.Unlock()
+	p.inFlight++
+	err := unix.Sendmsg(p.send, msg, unix.UnixRights(distinct...), nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+	if err != nil {
+		p.mu.Lock()
+		delete(p.jobs, j.id)
+		p.mu.Unlock()
+		// Reported like a failed fork, through the loop's queue like
+		// any result (the loop's copies are closed below either way).
+		p.post(j, spawnResult{started: time.Now(), err: os.NewSyscallError("sendmsg", err)})
+	}
+	for _, fd := range j.c.owned {
+		unix.Close(fd)
+	}
+	j.c.owned = nil
+}
+
+// spawner is one spawner's life. It never unlocks its thread: the thread's
+// table is its own, and the runtime ends the thread when the goroutine ends.
+func (p *spawnPool) spawner(isolated chan<- isolation) {
+	runtime.LockOSThread()
+	// Each spawner reads from a descriptor of its own, which it closes
+	// when it ends, whichever table it lives in.
+	recv, err := unix.FcntlInt(uintptr(p.recv), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		isolated <- isolation{recv: -1}
+		return
+	}
+	defer unix.Close(recv)
+	// On the process's main thread a private table would also be what
+	// /proc/PID/fd shows and what pidfd_getfd and others see: keep sharing.
+	private := unix.Gettid() != unix.Getpid() && unix.Unshare(unix.CLONE_FILES) == nil
+	if private {
+		closeAllBut(recv)
+	}
+	isolated <- isolation{recv: recv, private: private, tid: unix.Gettid()}
+
+	buf := make([]byte, 8+256)
+	oob := make([]byte, unix.CmsgSpace(4*255))
+	var files []int
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(recv, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n < 8 {
+			return // EOF: the pool was stopped
+		}
+		got := receivedFDs(oob[:oobn])
+		id := binary.LittleEndian.Uint64(buf)
+		p.mu.Lock()
+		j := p.jobs[id]
+		delete(p.jobs, id)
+		p.mu.Unlock()
+		files = files[:0]
+		for _, idx := range buf[8:n] {
+			if int(idx) < len(got) {
+				files = append(files, got[idx])
+			}
+		}
+		var r spawnResult
+		if j == nil || len(files) != n-8 {
+			r.err = syscall.EBADMSG
+		} else {
+			r.pid, r.err = j.spec.StartPid(files, j.env)
+		}
+		r.started = time.Now()
+		for _, fd := range got {
+			unix.Close(fd)
+		}
+		if j != nil && !p.post(j, r) && r.err == nil {
+			// The loop has ended: nobody will wait for this child.
+			unix.Kill(r.pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(r.pid, &ws, 0, nil)
+		}
+	}
+}
+
+func receivedFDs(oob []byte) []int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for i := range msgs {
+		if r, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+			fds = append(fds, r...)
+		}
+	}
+	return fds
+}
+
+// closeAllBut closes, in the calling thread's private table, every fd from 3
+// up except keep and the event-notification fds (epoll instances,
+// eventfds) the Go runtime and the loop may use from any thread: what is
+// left is a handful of entries.
+func closeAllBut(keep int) {
+	dir, err := unix.Open("/proc/thread-self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return // no /proc: the table stays a full copy, which is still correct
+	}
+	var fds []int
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.ReadDirent(dir, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		var names []string
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names)
+		for _, name := range names {
+			if fd, err := strconv.Atoi(name); err == nil && fd > 2 && fd != keep && fd != dir {
+				fds = append(fds, fd)
+			}
+		}
+	}
+	unix.Close(dir)
+	link := make([]byte, 64)
+	for _, fd := range fds {
+		n, err := unix.Readlink("/proc/thread-self/fd/"+strconv.Itoa(fd), link)
+		if err == nil {
+			switch string(link[:n]) {
+			case "anon_inode:[eventpoll]", "anon_inode:[eventfd]":
+				continue
+			}
+		}
+		unix.Close(fd)
+	}
+}

@@ -1,0 +1,141 @@
+package server
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fdCount counts the entries of an fd table as /proc shows it.
+func fdCount(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// A fork copies the forking thread's fd table; the spawners' tables hold a
+// handful of entries however many sockets superd has open, and a child still
+// gets exactly its own fds.
+func TestSpawnersForkFromASmallTable(t *testing.T) {
+	dir := t.TempDir()
+	const sockets = 150
+	var b strings.Builder
+	for i := 0; i < sockets; i++ {
+		fmt.Fprintf(&b, "      - unix://%s\n", filepath.Join(dir, "s"+strconv.Itoa(i)))
+	}
+	port := freePort(t, "tcp")
+	h := start(t, `
+services:
+  many:
+    listen:
+`+b.String()+`
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+  rep:
+    listen: tcp://127.0.0.1:`+itoa(port)+`
+    exec: ["{{BIN}}", "superd-helper", "report"]
+`)
+	if n := fdCount(t, "/proc/self/fd"); n < sockets {
+		t.Fatalf("superd's table has %d entries, want at least %d", n, sockets)
+	}
+	spawnerTables := func() (private int) {
+		t.Helper()
+		for _, sp := range h.srv.pool.spawners {
+			if !sp.private {
+				continue // it ran on the main thread, which keeps sharing
+			}
+			private++
+			if n := fdCount(t, fmt.Sprintf("/proc/self/task/%d/fd", sp.tid)); n > 8 {
+				t.Errorf("spawner thread %d has %d fds, want a handful", sp.tid, n)
+			}
+		}
+		return private
+	}
+	if spawnerTables() == 0 {
+		t.Fatal("no spawner has a private fd table")
+	}
+	r, _ := dialReport(t, "tcp", "127.0.0.1:"+itoa(port))
+	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "pipe"}; !sameMap(got, want) {
+		t.Errorf("child fds = %v, want %v", r.FDs, want)
+	}
+	h.waitExits("rep", 1)
+	// What a spawner received for the child is closed again.
+	spawnerTables()
+	if got, err := echo("unix", filepath.Join(dir, "s77"), "hello"); err != nil || got != "hello" {
+		t.Errorf("echo over socket 77 = %q, %v", got, err)
+	}
+}
+
+// More spawns at once than may be in flight to the spawners wait in the
+// loop, in order, and every one is served.
+func TestSpawnsBeyondTheInFlightBoundWaitTheirTurn(t *testing.T) {
+	old := maxInFlight
+	maxInFlight = 2
+	t.Cleanup(func() { maxInFlight = old })
+	port := freePort(t, "tcp")
+	h := start(t, `
+services:
+  echo:
+    listen: tcp://127.0.0.1:`+itoa(port)+`
+    exec: ["{{BIN}}", "superd-helper", "echo"]
+`)
+	const clients = 30
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			msg := "client " + strconv.Itoa(i)
+			got, err := echo("tcp", "127.0.0.1:"+itoa(port), msg)
+			if err == nil && got != msg {
+				err = fmt.Errorf("got %q, want %q", got, msg)
+			}
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	h.waitExits("echo", clients)
+	if got := h.activations("echo"); got != clients {
+		t.Errorf("activations = %v, want %d", got, clients)
+	}
+}
+
+// echo sends msg, half-closes and reads the answer to EOF.
+func echo(network, addr, msg string) (string, error) {
+	c, err := net.DialTimeout(network, addr, 10*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(15 * time.Second))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	var b strings.Builder
+	buf := make([]byte, 512)
+	for {
+		n, err := c.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			return b.String(), nil
+		}
+	}
+}
