@@ -7,6 +7,8 @@ package metrics
 
 import (
 	"runtime"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -44,22 +46,19 @@ var durationBuckets = []float64{
 	0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 14400,
 }
 
-// Metrics holds every superd collector. Create it with New; the server takes
-// per-service children of the vectors once per service so the hot path does
-// no label lookups.
+// Metrics holds superd's collectors. Create it with New.
+//
+// The per-service families are not client_golang vectors: a vector child
+// costs about half a KiB per series (a histogram about 6 KiB), and a host
+// may configure thousands of services. Each service is instead a few words
+// of plain state, turned into const metrics only while a scrape runs.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Activations          *prometheus.CounterVec
-	ConnectionsAccepted  *prometheus.CounterVec
-	ConnectionsRejected  *prometheus.CounterVec
-	Instances            *prometheus.GaugeVec
-	ChildExits           *prometheus.CounterVec
-	ChildDuration        *prometheus.HistogramVec
-	SpawnSeconds         *prometheus.HistogramVec
-	ServiceUp            *prometheus.GaugeVec
 	ReloadSuccessful     prometheus.Gauge
 	ReloadSuccessSeconds prometheus.Gauge
+
+	services serviceSet
 }
 
 // New creates the collectors and registers them, with the Go and process
@@ -68,40 +67,6 @@ func New(version string) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
-		Activations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "superd_activations_total",
-			Help: "Children started, per service.",
-		}, []string{"service"}),
-		ConnectionsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "superd_connections_accepted_total",
-			Help: "Connections accepted by superd (accept mode), per service.",
-		}, []string{"service"}),
-		ConnectionsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "superd_connections_rejected_total",
-			Help: "Connections or activations refused, per service and reason.",
-		}, []string{"service", "reason"}),
-		Instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "superd_instances",
-			Help: "Children running now, per service.",
-		}, []string{"service"}),
-		ChildExits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "superd_child_exits_total",
-			Help: "Children that exited, per service and outcome (success, failure, signal, stopped).",
-		}, []string{"service", "outcome"}),
-		ChildDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "superd_child_duration_seconds",
-			Help:    "How long children ran, per service.",
-			Buckets: durationBuckets,
-		}, []string{"service"}),
-		SpawnSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "superd_spawn_seconds",
-			Help:    "Time from a socket being ready (a connection accepted, or a wait-mode socket readable) to the child running.",
-			Buckets: spawnBuckets,
-		}, []string{"service"}),
-		ServiceUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "superd_service_up",
-			Help: "1 while the service listens; 0 while it is failed, disabled or paused.",
-		}, []string{"service"}),
 		ReloadSuccessful: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "superd_config_last_reload_successful",
 			Help: "1 if the last configuration load succeeded, else 0.",
@@ -110,6 +75,7 @@ func New(version string) *Metrics {
 			Name: "superd_config_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful configuration load.",
 		}),
+		services: serviceSet{byName: make(map[string]*Service)},
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "superd_build_info",
@@ -118,8 +84,7 @@ func New(version string) *Metrics {
 	})
 	buildInfo.Set(1)
 	reg.MustRegister(
-		m.Activations, m.ConnectionsAccepted, m.ConnectionsRejected, m.Instances,
-		m.ChildExits, m.ChildDuration, m.SpawnSeconds, m.ServiceUp,
+		&m.services,
 		m.ReloadSuccessful, m.ReloadSuccessSeconds, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -127,106 +92,136 @@ func New(version string) *Metrics {
 	return m
 }
 
-// Reasons and Outcomes are every label value superd uses.
+// Reasons and Outcomes are every label value superd uses. Their order is
+// the order of Service's per-reason and per-outcome counters.
 var (
 	Reasons  = []string{ReasonMaxInstances, ReasonMaxPerSource, ReasonRateLimit, ReasonAccess, ReasonAccessTimes, ReasonSpawnError, ReasonResources}
 	Outcomes = []string{OutcomeSuccess, OutcomeFailure, OutcomeSignal, OutcomeStopped}
 )
 
+const (
+	numReasons  = 7
+	numOutcomes = 4
+)
+
+// reasonIndex and outcomeIndex map a label value to its counter without a
+// map lookup; -1 for a value superd does not use.
+func reasonIndex(reason string) int {
+	switch reason {
+	case ReasonMaxInstances:
+		return 0
+	case ReasonMaxPerSource:
+		return 1
+	case ReasonRateLimit:
+		return 2
+	case ReasonAccess:
+		return 3
+	case ReasonAccessTimes:
+		return 4
+	case ReasonSpawnError:
+		return 5
+	case ReasonResources:
+		return 6
+	}
+	return -1
+}
+
+func outcomeIndex(outcome string) int {
+	switch outcome {
+	case OutcomeSuccess:
+		return 0
+	case OutcomeFailure:
+		return 1
+	case OutcomeSignal:
+		return 2
+	case OutcomeStopped:
+		return 3
+	}
+	return -1
+}
+
 // Series that exist from the start at 0, because an alert watches them:
 // increase() cannot see the first event of a series that appears with it.
-// The others appear at their first event — each series costs about half a
-// KiB, and a host may configure thousands of services.
+// The others appear at their first event, so that a scrape of a host with
+// thousands of idle services stays small.
 var (
 	eagerReasons  = []string{ReasonSpawnError}
 	eagerOutcomes = []string{OutcomeFailure}
 )
 
-// Service is one service's metric children, resolved once so that counting
-// an activation, a refusal or an exit costs a map lookup at most and never
-// a label hash. A Service belongs to one goroutine (the event loop).
+// Service is one service's metric state. Its counters are atomics written
+// by the event loop and read by scrapes on other goroutines; nothing on it
+// allocates after the first observation of each histogram, and counting
+// costs no label hash or map lookup.
+//
+// A service that a reload keeps, under the same name, keeps its Service:
+// its counts go on across reloads.
 type Service struct {
-	Activations prometheus.Counter
-	Accepted    prometheus.Counter
-	Instances   prometheus.Gauge
-	Up          prometheus.Gauge
-	rejected    map[string]prometheus.Counter
-	exits       map[string]prometheus.Counter
-	// The histograms are resolved at their first observation: they are
-	// most of a service's metric memory (about 6 KiB of buckets), and a
-	// host with thousands of configured services activates few of them.
-	spawnSeconds, childDuration prometheus.Observer
-	m                           *Metrics
+	Activations Counter
+	Accepted    Counter
+	Instances   Gauge
+	Up          Gauge
+	// rejected and exits are indexed as Reasons and Outcomes. A non-eager
+	// series is exposed once its count is above 0: counters only grow, so
+	// that is exactly "after its first event".
+	rejected [numReasons]atomic.Uint64
+	exits    [numOutcomes]atomic.Uint64
+	// The histograms are made at their first observation: most configured
+	// services on a busy host are never activated.
+	spawnSeconds, childDuration atomic.Pointer[histogram]
 	name                        string
+	// created (Unix ns) is every counter's and histogram's created
+	// timestamp: each of them has been 0 since the service first existed,
+	// even one that is exposed only from its first event.
+	created int64
 }
 
-// ForService resolves the per-service children for name.
+// ForService returns the metric state of the service name, making it at
+// the first call for name (or the first since Forget(name)).
 func (m *Metrics) ForService(name string) *Service {
-	s := &Service{
-		Activations: m.Activations.WithLabelValues(name),
-		Accepted:    m.ConnectionsAccepted.WithLabelValues(name),
-		Instances:   m.Instances.WithLabelValues(name),
-		Up:          m.ServiceUp.WithLabelValues(name),
-		rejected:    make(map[string]prometheus.Counter, len(eagerReasons)),
-		exits:       make(map[string]prometheus.Counter, len(eagerOutcomes)),
-		m:           m,
-		name:        name,
-	}
-	for _, r := range eagerReasons {
-		s.rejected[r] = m.ConnectionsRejected.WithLabelValues(name, r)
-	}
-	for _, o := range eagerOutcomes {
-		s.exits[o] = m.ChildExits.WithLabelValues(name, o)
+	ss := &m.services
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.byName[name]
+	if s == nil {
+		s = &Service{name: name, created: time.Now().UnixNano()}
+		ss.byName[name] = s
 	}
 	return s
 }
 
+// Forget removes every series of a service that no longer exists, so a
+// reload does not leave stale series behind. A *Service still held for
+// name goes on counting, unseen; ForService(name) starts again from 0.
+func (m *Metrics) Forget(name string) {
+	ss := &m.services
+	ss.mu.Lock()
+	delete(ss.byName, name)
+	ss.mu.Unlock()
+}
+
 // ObserveSpawn records one spawn's latency in seconds.
 func (s *Service) ObserveSpawn(seconds float64) {
-	if s.spawnSeconds == nil {
-		s.spawnSeconds = s.m.SpawnSeconds.WithLabelValues(s.name)
-	}
-	s.spawnSeconds.Observe(seconds)
+	observe(&s.spawnSeconds, spawnBuckets, seconds)
 }
 
 // ObserveDuration records how long one child (or session) ran, in seconds.
 func (s *Service) ObserveDuration(seconds float64) {
-	if s.childDuration == nil {
-		s.childDuration = s.m.ChildDuration.WithLabelValues(s.name)
-	}
-	s.childDuration.Observe(seconds)
+	observe(&s.childDuration, durationBuckets, seconds)
 }
 
-// Rejected counts one refusal for reason, one of Reasons.
+// Rejected counts one refusal for reason, one of Reasons; any other reason
+// is not counted, as metrics never fail the caller.
 func (s *Service) Rejected(reason string) {
-	c := s.rejected[reason]
-	if c == nil {
-		c = s.m.ConnectionsRejected.WithLabelValues(s.name, reason)
-		s.rejected[reason] = c
+	if i := reasonIndex(reason); i >= 0 {
+		s.rejected[i].Add(1)
 	}
-	c.Inc()
 }
 
-// Exited counts one child exit with outcome, one of Outcomes.
+// Exited counts one child exit with outcome, one of Outcomes; any other
+// outcome is not counted.
 func (s *Service) Exited(outcome string) {
-	c := s.exits[outcome]
-	if c == nil {
-		c = s.m.ChildExits.WithLabelValues(s.name, outcome)
-		s.exits[outcome] = c
+	if i := outcomeIndex(outcome); i >= 0 {
+		s.exits[i].Add(1)
 	}
-	c.Inc()
-}
-
-// Forget removes every series of a service that no longer exists, so a
-// reload does not leave stale series behind.
-func (m *Metrics) Forget(name string) {
-	l := prometheus.Labels{"service": name}
-	m.Activations.DeletePartialMatch(l)
-	m.ConnectionsAccepted.DeletePartialMatch(l)
-	m.ConnectionsRejected.DeletePartialMatch(l)
-	m.Instances.DeletePartialMatch(l)
-	m.ChildExits.DeletePartialMatch(l)
-	m.ChildDuration.DeletePartialMatch(l)
-	m.SpawnSeconds.DeletePartialMatch(l)
-	m.ServiceUp.DeletePartialMatch(l)
 }
