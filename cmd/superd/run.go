@@ -143,13 +143,18 @@ func runCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	setMaxProcs(spawners)
-	srv, err := server.New(cfg, server.Options{Logger: log, Metrics: m, Spawners: spawners, Inherited: in.inherited, Held: in.held})
+	mem := newIdleMemory()
+	srv, err := server.New(cfg, server.Options{
+		Logger: log, Metrics: m, Spawners: spawners,
+		Inherited: in.inherited, Held: in.held,
+		Idle: mem.set, IdleAfter: idleAfter,
+	})
 	if err != nil {
 		return runtimeError{err}
 	}
 	var admin *http.Server
 	if adminLn != nil {
-		admin = &http.Server{Handler: m.Handler(srv), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: touching(srv, m.Handler(srv)), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := admin.Serve(adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("admin listener failed", zap.Error(err))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -29,6 +30,13 @@ type Options struct {
 	// or a live upgrade); a configured socket whose address matches one
 	// uses it instead of binding. Unmatched ones are logged and closed.
 	Inherited []listener.Inherited
+	// Idle, if set, is called on the loop with true once the loop has
+	// had no event for IdleAfter, and with false at its next event: the
+	// moment to tidy memory and stop the runtime's periodic work, and to
+	// resume it. Nothing else times the loop, so an idle superd wakes for
+	// nothing.
+	Idle      func(idle bool)
+	IdleAfter time.Duration
 	// Held are the keys (listener.Key) of inherited sockets that a
 	// wait-mode child of the previous superd still serves: they are not
 	// watched until Release names them.
@@ -54,8 +62,13 @@ type Server struct {
 	// builtinPorts are the ports superd's own built-ins listen on.
 	builtinPorts map[uint16]bool
 	spawning     int // spawns handed to the pool, result not yet back
-	stopping     bool
-	events       []unix.EpollEvent
+	idle         func(bool)
+	idleAfterMs  int
+	busy         bool // an event came since the last Idle(true)
+	// idleNow mirrors !busy for Touch, on other goroutines.
+	idleNow  atomic.Bool
+	stopping bool
+	events   []unix.EpollEvent
 	// held are keys of sockets a previous superd's child still serves.
 	held map[string]bool
 	// handedOver is set once a live upgrade gave the sockets to a new
@@ -99,6 +112,14 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		epfd:     -1,
 		evfd:     -1,
 		devnull:  -1,
+		idle:     opts.Idle,
+		busy:     true, // starting up was work
+	}
+	if s.idle != nil {
+		s.idleAfterMs = int(opts.IdleAfter.Milliseconds())
+		if s.idleAfterMs <= 0 {
+			s.idleAfterMs = 1
+		}
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -200,12 +221,27 @@ func (s *Server) Run() error {
 			s.log.Info("superd stopped")
 			return nil
 		}
-		n, err := unix.EpollWait(s.epfd, s.events, -1)
+		timeout := -1
+		if s.busy && s.idle != nil {
+			timeout = s.idleAfterMs
+		}
+		n, err := unix.EpollWait(s.epfd, s.events, timeout)
 		if err != nil {
 			if err == unix.EINTR {
 				continue
 			}
 			return os.NewSyscallError("epoll_wait", err)
+		}
+		if n == 0 && timeout >= 0 {
+			s.busy = false
+			s.idleNow.Store(true)
+			s.idle(true)
+			continue
+		}
+		if !s.busy && s.idle != nil {
+			s.busy = true
+			s.idleNow.Store(false)
+			s.idle(false)
 		}
 		for i := 0; i < n; i++ {
 			ev := s.events[i]
@@ -258,6 +294,14 @@ func (s *Server) call(f func(), timeout time.Duration) error {
 		return ErrStopped
 	case <-t.C:
 		return fmt.Errorf("event loop did not answer within %s", timeout)
+	}
+}
+
+// Touch wakes the loop as an event would, so that it counts as busy (see
+// Options.Idle): for work done outside it, such as serving a scrape.
+func (s *Server) Touch() {
+	if s.idleNow.Load() {
+		s.post(func() {})
 	}
 }
 
