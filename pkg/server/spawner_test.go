@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/superd/superd/pkg/config"
 )
 
 // fdCount counts the entries of an fd table as /proc shows it.
@@ -137,5 +139,82 @@ func echo(network, addr, msg string) (string, error) {
 		if err != nil {
 			return b.String(), nil
 		}
+	}
+}
+
+// The loop says when it has had nothing to do for IdleAfter, and when work
+// comes again; nothing else wakes it in between.
+func TestLoopReportsIdleAndBusy(t *testing.T) {
+	port := freePort(t, "tcp")
+	cfg, err := config.Parse("test.yaml", []byte(`
+services:
+  echo:
+    listen: tcp://127.0.0.1:`+itoa(port)+`
+    exec: ["`+helperBinary(t)+`", "superd-helper", "echo"]
+`), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := make(chan bool, 16)
+	srv, err := New(cfg, Options{Idle: func(idle bool) { states <- idle }, IdleAfter: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run() }()
+	t.Cleanup(func() {
+		srv.Shutdown()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	// States alternate, starting idle; settle reads them until the loop
+	// is idle again, checking that it was busy in between.
+	last := false
+	recv := func() bool {
+		t.Helper()
+		select {
+		case got := <-states:
+			if got == last {
+				t.Fatalf("Idle(%v) twice in a row", got)
+			}
+			last = got
+			return got
+		case <-time.After(10 * time.Second):
+			t.Fatal("no Idle call within 10s")
+			return false
+		}
+	}
+	if !recv() {
+		t.Fatal("first call is Idle(false), want Idle(true)")
+	}
+	settle := func(what string) {
+		t.Helper()
+		if recv() {
+			t.Fatalf("%s: Idle(true) without Idle(false) first", what)
+		}
+		for !recv() {
+		}
+	}
+	if got, err := echo("tcp", "127.0.0.1:"+itoa(port), "hi"); err != nil || got != "hi" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	waitFor(t, "the child reaped", func() bool {
+		st, err := srv.Status(5 * time.Second)
+		return err == nil && st[0].Instances == 0
+	})
+	settle("a connection")
+	for len(states) > 0 { // the status calls were events too
+		recv()
+	}
+	for !last {
+		recv()
+	}
+	srv.Touch()
+	settle("Touch")
+	select {
+	case got := <-states:
+		t.Fatalf("Idle(%v) while nothing happened", got)
+	case <-time.After(200 * time.Millisecond): // 4 x IdleAfter
 	}
 }

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"math"
+	"runtime/debug"
+	"testing"
+)
+
+// Going idle turns the collector off under a finite memory limit; busy
+// again restores both as they were.
+func TestIdleMemoryTurnsTheCollectorOffAndBack(t *testing.T) {
+	old := debug.SetGCPercent(150)
+	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(old)
+		debug.SetMemoryLimit(oldLimit)
+	})
+	g := newIdleMemory()
+	junk := make([][]byte, 0, 64)
+	for i := 0; i < 64; i++ {
+		junk = append(junk, make([]byte, 64<<10)) // enough to be worth a GC
+	}
+	junk = nil
+	g.set(true)
+	if p := debug.SetGCPercent(-1); p != -1 {
+		t.Errorf("idle: GC percent %d, want -1 (off)", p)
+	}
+	if l := debug.SetMemoryLimit(-1); l == math.MaxInt64 || l <= idleHeadroom {
+		t.Errorf("idle: memory limit %d, want what superd holds + %d", l, idleHeadroom)
+	}
+	g.set(false)
+	if p := debug.SetGCPercent(150); p != 150 {
+		t.Errorf("busy: GC percent %d, want 150 as before", p)
+	}
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		t.Errorf("busy: memory limit %d, want the one before", l)
+	}
+	_ = junk
+}
