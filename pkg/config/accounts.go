@@ -41,6 +41,33 @@ func (p *parser) lookupUser(name string) (*user.User, error) {
 	return u, err
 }
 
+// memberOf is the deduplicated supplementary group ids of u, looked up once
+// per user: the group database is read in full for each lookup, and a
+// configuration with 10,000 services may name one user in each. The slice
+// is shared between services and never modified.
+func (p *parser) memberOf(u *user.User) ([]uint32, error) {
+	if r, ok := p.members[u.Username]; ok {
+		return r.ids, r.err
+	}
+	var ids []uint32
+	names, err := p.opts.Accounts.GroupIDs(u)
+	if err == nil {
+		ids = make([]uint32, 0, len(names))
+		for _, id := range names {
+			if gid, ok := parseID(id); ok && !slices.Contains(ids, gid) {
+				ids = append(ids, gid)
+			}
+		}
+	}
+	p.members[u.Username] = membersResult{ids, err}
+	return ids, err
+}
+
+type membersResult struct {
+	ids []uint32
+	err error
+}
+
 // lookupGroup is lookupUser for groups.
 func (p *parser) lookupGroup(name string) (*user.Group, error) {
 	if r, ok := p.groups[name]; ok {
@@ -172,18 +199,12 @@ func (p *parser) credential(d *draft) *Credential {
 			}
 		}
 	} else if u != nil {
-		ids, err := p.opts.Accounts.GroupIDs(u)
+		ids, err := p.memberOf(u)
 		if err != nil {
 			p.errVal(uf, "listing the groups of user %q: %v", d.user, err)
 			return nil
 		}
-		c.Groups = make([]uint32, 0, len(ids))
-		for _, id := range ids {
-			gid, ok := parseID(id)
-			if ok && !slices.Contains(c.Groups, gid) {
-				c.Groups = append(c.Groups, gid)
-			}
-		}
+		c.Groups = ids
 	}
 	if !good {
 		return nil

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -653,5 +654,35 @@ func TestLoopbackFixtureLoadsWithTheSystemDatabases(t *testing.T) {
 	}
 	if len(cfg.Services) != 6 || cfg.Admin.Listen != "" {
 		t.Errorf("got %d services, admin %q", len(cfg.Services), cfg.Admin.Listen)
+	}
+}
+
+// A user named by many services has its groups looked up once: the group
+// database is read in full for each lookup.
+func TestGroupListIsLookedUpOncePerUser(t *testing.T) {
+	var lists int
+	opts := testOptions()
+	opts.Accounts = countingAccounts{groupLists: &lists}
+	var b strings.Builder
+	b.WriteString("defaults: {user: alice}\nservices:\n")
+	for i := 0; i < 50; i++ {
+		fmt.Fprintf(&b, "  s%d: {listen: \"tcp://127.0.0.1:%d\", exec: [/bin/true]}\n", i, 2000+i)
+	}
+	b.WriteString("  other: {listen: \"tcp://127.0.0.1:1999\", exec: [/bin/true], user: daemon}\n")
+	cfg, err := Parse("many.yaml", []byte(b.String()), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lists != 2 {
+		t.Errorf("group lists looked up %d times for 2 users, want 2", lists)
+	}
+	for _, sc := range cfg.Services {
+		want := []uint32{1000, 5, 44}
+		if sc.Name == "other" {
+			want = []uint32{1} // daemon is in its own group only
+		}
+		if got := sc.Credential.Groups; !slices.Equal(got, want) {
+			t.Errorf("%s: groups = %v, want %v", sc.Name, got, want)
+		}
 	}
 }

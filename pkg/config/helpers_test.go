@@ -113,3 +113,14 @@ func mustParse(t *testing.T, src string, opts Options) *Config {
 	}
 	return cfg
 }
+
+// countingAccounts is fakeAccounts counting group-list lookups.
+type countingAccounts struct {
+	fakeAccounts
+	groupLists *int
+}
+
+func (c countingAccounts) GroupIDs(u *user.User) ([]string, error) {
+	*c.groupLists++
+	return c.fakeAccounts.GroupIDs(u)
+}

@@ -46,7 +46,7 @@ type source struct {
 }
 
 func parse(file string, data []byte, opts Options) (*Config, error) {
-	p := &parser{opts: opts, users: map[string]userResult{}, groups: map[string]groupResult{}}
+	p := &parser{opts: opts, users: map[string]userResult{}, groups: map[string]groupResult{}, members: map[string]membersResult{}}
 	cfg := &Config{
 		File:  file,
 		Log:   Log{Level: "info", Format: "console"},

@@ -20,8 +20,9 @@ type parser struct {
 	errs Errors
 	// users and groups cache lookups: defaults are re-applied to every
 	// service and a config with 1,000 services names the same user often.
-	users  map[string]userResult
-	groups map[string]groupResult
+	users   map[string]userResult
+	groups  map[string]groupResult
+	members map[string]membersResult
 }
 
 // field is one value in the tree with enough context to report about it.

@@ -151,7 +151,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 			unix.Close(pidfd)
 		}
 		svc.m.Rejected(metrics.ReasonSpawnError)
-		svc.log.Error("spawn failed", zap.String("remote", c.remote), zap.Error(err))
+		svc.logger().Error("spawn failed", zap.String("remote", c.remote), zap.Error(err))
 		if c.heldKeys != nil && s.freed != nil {
 			s.freed(c.heldKeys)
 		}
@@ -173,7 +173,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		// Cannot happen short of a kernel out of memory; without the
 		// watch the child would never be reaped, so stop it and wait
 		// for it here (it dies at once), then account for it as usual.
-		svc.log.Error("cannot watch child; killing it", zap.Int("pid", pid), zap.Error(err))
+		svc.logger().Error("cannot watch child; killing it", zap.Int("pid", pid), zap.Error(err))
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		var info unix.Siginfo
 		unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
@@ -194,9 +194,9 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 	svc.m.Instances.Inc()
 	svc.m.ObserveSpawn(started.Sub(c.readyAt).Seconds())
 	if c.remote != "" {
-		svc.log.Info("activation", zap.Int("pid", pid), zap.String("remote", c.remote))
+		svc.logger().Info("activation", zap.Int("pid", pid), zap.String("remote", c.remote))
 	} else {
-		svc.log.Info("activation", zap.Int("pid", pid))
+		svc.logger().Info("activation", zap.Int("pid", pid))
 	}
 	if s.stopping && !s.handedOver {
 		c.stop(s)
@@ -204,7 +204,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		c.limit = time.AfterFunc(d, func() {
 			s.post(func() {
 				if s.children[c.pidfd] == c {
-					c.svc.log.Info("max_duration reached; stopping child", zap.Int("pid", c.pid), zap.Duration("max_duration", d))
+					c.svc.logger().Info("max_duration reached; stopping child", zap.Int("pid", c.pid), zap.Duration("max_duration", d))
 					c.stop(s)
 				}
 			})
@@ -273,7 +273,7 @@ func (c *child) ready(s *Server, _ uint32) {
 		// A reload changed a socket's options while this child held
 		// the old one, so the new one could not bind: it can now.
 		svc.waitChild = nil
-		svc.log.Info("child released the address; binding the service's sockets again")
+		svc.logger().Info("child released the address; binding the service's sockets again")
 		svc.startWith(s, func(config.Socket) (int, bool) { return -1, false })
 	default:
 		svc.waitChild = nil
@@ -288,7 +288,7 @@ func (svc *service) finished(src source, ran time.Duration, outcome string, fiel
 	svc.m.Instances.Dec()
 	svc.m.ObserveDuration(ran.Seconds())
 	svc.m.Exited(outcome)
-	svc.log.Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
+	svc.logger().Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
 }
 
 // follow moves the child to the service that replaced its own in a reload,
@@ -312,7 +312,7 @@ func (c *child) stop(s *Server) {
 		sig = syscall.SIGTERM
 	}
 	if err := unix.PidfdSendSignal(c.pidfd, sig, nil, 0); err != nil && err != unix.ESRCH {
-		c.svc.log.Warn("cannot signal child", zap.Int("pid", c.pid), zap.Error(err))
+		c.svc.logger().Warn("cannot signal child", zap.Int("pid", c.pid), zap.Error(err))
 	}
 	timeout := c.svc.cfg.StopTimeout
 	if timeout <= 0 {
@@ -321,7 +321,7 @@ func (c *child) stop(s *Server) {
 	c.killTimer = time.AfterFunc(timeout, func() {
 		s.post(func() {
 			if _, alive := s.children[c.pidfd]; alive && s.children[c.pidfd] == c {
-				c.svc.log.Warn("child did not stop in time; killing", zap.Int("pid", c.pid), zap.Duration("stop_timeout", timeout))
+				c.svc.logger().Warn("child did not stop in time; killing", zap.Int("pid", c.pid), zap.Duration("stop_timeout", timeout))
 				unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0)
 			}
 		})
@@ -389,7 +389,7 @@ func (l *stderrLog) emit(all bool) {
 			}
 		}
 		line := l.partial[:i]
-		l.c.svc.log.Info("stderr", zap.Int("pid", l.c.pid), zap.ByteString("line", bytes.TrimRight(line, "\r")))
+		l.c.svc.logger().Info("stderr", zap.Int("pid", l.c.pid), zap.ByteString("line", bytes.TrimRight(line, "\r")))
 		if i < len(l.partial) {
 			i++
 		}

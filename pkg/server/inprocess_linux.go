@@ -68,7 +68,7 @@ func (s *Server) startSession(svc *service, fd int, ip netip.Addr, remote string
 	svc.activations++
 	svc.m.Activations.Inc()
 	svc.m.Instances.Inc()
-	svc.log.Info("activation", zap.String("remote", remote))
+	svc.logger().Info("activation", zap.String("remote", remote))
 	cfg := svc.cfg
 	go func() {
 		var err error
@@ -109,7 +109,7 @@ func (s *Server) serveDatagrams(svc *service, now time.Time) {
 			n, from, err := unix.Recvfrom(sk.fd, s.dgram, unix.MSG_TRUNC)
 			if err != nil {
 				if err != unix.EAGAIN && err != unix.EINTR && err != unix.ECONNREFUSED {
-					svc.log.Warn("recvfrom failed", zap.Error(err))
+					svc.logger().Warn("recvfrom failed", zap.Error(err))
 				}
 				break
 			}

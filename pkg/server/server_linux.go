@@ -359,7 +359,7 @@ func (s *Server) Release(key string) {
 		}
 		for _, svc := range s.services {
 			if svc.holdsKey(key) && !svc.heldByPrevious(s) && svc.waitChild == nil {
-				svc.log.Info("previous superd released the sockets")
+				svc.logger().Info("previous superd released the sockets")
 				svc.rearmWait(s, 0, false)
 			}
 		}

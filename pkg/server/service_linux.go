@@ -81,7 +81,11 @@ type service struct {
 	// backoff is the next wait-mode back-off; 0 after a healthy run.
 	backoff time.Duration
 	m       *metrics.Service
-	log     *zap.Logger
+	// log is the service's logger, made at its first use (logger): a zap
+	// child logger holds a 1 KiB buffer, 10 MiB for 10,000 services that
+	// mostly log nothing after their start.
+	log  *zap.Logger
+	base *zap.Logger
 
 	// Admission: nil (or zero) where the service sets no such limit.
 	acl       *access.ACL
@@ -107,11 +111,19 @@ type socket struct {
 	localPort string
 }
 
+// logger is the service's logger: every line carries its name.
+func (svc *service) logger() *zap.Logger {
+	if svc.log == nil {
+		svc.log = svc.base.With(zap.String("service", svc.cfg.Name))
+	}
+	return svc.log
+}
+
 func newService(s *Server, sc *config.Service) *service {
 	svc := &service{
-		cfg: sc,
-		m:   s.m.ForService(sc.Name),
-		log: s.log.With(zap.String("service", sc.Name)),
+		cfg:  sc,
+		m:    s.m.ForService(sc.Name),
+		base: s.log,
 	}
 	if len(sc.Exec) > 0 {
 		svc.spec = spawn.NewSpec(sc)
@@ -147,7 +159,7 @@ func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (
 		} else {
 			var err error
 			if fd, err = listener.Open(sc.Address, sc.Options); err != nil {
-				svc.log.Error("service failed: cannot listen", zap.String("listen", sc.Address.String()), zap.Error(err))
+				svc.logger().Error("service failed: cannot listen", zap.String("listen", sc.Address.String()), zap.Error(err))
 				svc.closeSockets(s)
 				svc.setState(StateFailed)
 				return taken
@@ -171,7 +183,10 @@ func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (
 	default:
 		svc.arm(s)
 	}
-	svc.log.Info("listening", zap.Strings("listen", svc.listenStrings()), zap.Stringer("mode", svc.cfg.Mode))
+	// Through the base logger: the same line, without making the
+	// service's own logger just for it.
+	svc.base.Info("listening", zap.String("service", svc.cfg.Name),
+		zap.Strings("listen", svc.listenStrings()), zap.Stringer("mode", svc.cfg.Mode))
 	return taken
 }
 
@@ -220,7 +235,7 @@ func (svc *service) arm(s *Server) {
 			continue
 		}
 		if err := s.watch(sk.fd, unix.EPOLLIN, sk); err != nil {
-			svc.log.Error("cannot watch socket", zap.Error(err))
+			svc.logger().Error("cannot watch socket", zap.Error(err))
 			continue
 		}
 		sk.watching = true
@@ -406,7 +421,7 @@ func (svc *service) refused(reason, remote string, now time.Time) {
 		svc.suppressed++
 		return
 	}
-	svc.log.Warn("connection refused", zap.String("reason", reason), zap.String("remote", remote),
+	svc.logger().Warn("connection refused", zap.String("reason", reason), zap.String("remote", remote),
 		zap.Int("refusals_not_logged", svc.suppressed))
 	svc.lastRefusalLog, svc.suppressed = now, 0
 }
@@ -536,7 +551,7 @@ func (svc *service) pauseFor(s *Server, d time.Duration, why string, err error) 
 	if err != nil {
 		fields = append(fields, zap.Error(err))
 	}
-	svc.log.Warn(why, fields...)
+	svc.logger().Warn(why, fields...)
 	time.AfterFunc(d, func() {
 		s.post(func() {
 			if svc.state == StatePaused && !s.stopping && svc.socks != nil && !svc.upgradeHold {
