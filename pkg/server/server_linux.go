@@ -78,6 +78,11 @@ type Server struct {
 
 	// pool forks children; used on the loop only.
 	pool *spawnPool
+	// queued are spawns of this round of events (see flushSpawns).
+	queued []*spawnJob
+	// peeked are events a zero-timeout epoll_wait returned, to handle
+	// before waiting again.
+	peeked int
 
 	// mu guards queue and done; the loop drains queue when evfd fires.
 	mu    sync.Mutex
@@ -221,22 +226,27 @@ func (s *Server) Run() error {
 			s.log.Info("superd stopped")
 			return nil
 		}
-		timeout := -1
-		if s.busy && s.idle != nil {
-			timeout = s.idleAfterMs
-		}
-		n, err := unix.EpollWait(s.epfd, s.events, timeout)
-		if err != nil {
-			if err == unix.EINTR {
+		n := s.peeked
+		s.peeked = 0
+		if n == 0 {
+			timeout := -1
+			if s.busy && s.idle != nil {
+				timeout = s.idleAfterMs
+			}
+			var err error
+			n, err = unix.EpollWait(s.epfd, s.events, timeout)
+			if err != nil {
+				if err == unix.EINTR {
+					continue
+				}
+				return os.NewSyscallError("epoll_wait", err)
+			}
+			if n == 0 && timeout >= 0 {
+				s.busy = false
+				s.idleNow.Store(true)
+				s.idle(true)
 				continue
 			}
-			return os.NewSyscallError("epoll_wait", err)
-		}
-		if n == 0 && timeout >= 0 {
-			s.busy = false
-			s.idleNow.Store(true)
-			s.idle(true)
-			continue
 		}
 		if !s.busy && s.idle != nil {
 			s.busy = true
@@ -249,7 +259,19 @@ func (s *Server) Run() error {
 				w.ready(s, ev.Events)
 			}
 		}
+		s.flushSpawns()
 	}
+}
+
+// peek says whether an event is waiting, without blocking; the events it
+// finds are handled in the loop's next round.
+func (s *Server) peek() bool {
+	n, err := unix.EpollWait(s.epfd, s.events, 0)
+	if err != nil || n <= 0 {
+		return err != nil // in doubt, assume work waits
+	}
+	s.peeked = n
+	return true
 }
 
 // Shutdown begins a graceful stop: every listening socket closes, each child

@@ -148,6 +148,9 @@ func (p *spawnPool) submit(j *spawnJob) {
 	p.send1(j)
 }
 
+// idle says whether no spawn is in flight or waiting.
+func (p *spawnPool) idle() bool { return p.inFlight == 0 && len(p.waiting) == 0 }
+
 // next sends the oldest waiting job, if any; the loop calls it for each
 // result that comes back.
 func (p *spawnPool) next() {
