@@ -263,15 +263,22 @@ func (s *Server) Run() error {
 	}
 }
 
-// peek says whether an event is waiting, without blocking; the events it
-// finds are handled in the loop's next round.
+// peek says whether a client waits on a listening socket, without
+// blocking; the events it finds, whatever they are, are handled in the
+// loop's next round. A child's exit or a posted closure can wait for a
+// fork; a connection on another socket should not.
 func (s *Server) peek() bool {
 	n, err := unix.EpollWait(s.epfd, s.events, 0)
-	if err != nil || n <= 0 {
-		return err != nil // in doubt, assume work waits
+	if err != nil {
+		return true // in doubt, assume a client waits
 	}
 	s.peeked = n
-	return true
+	for _, ev := range s.events[:n] {
+		if _, ok := s.watched[int(ev.Fd)].(*socket); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Shutdown begins a graceful stop: every listening socket closes, each child
