@@ -2,7 +2,9 @@ package main
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
@@ -36,4 +38,21 @@ func TestIdleMemoryTurnsTheCollectorOffAndBack(t *testing.T) {
 		t.Errorf("busy: memory limit %d, want the one before", l)
 	}
 	_ = junk
+}
+
+func TestSpawnerCountFromTheEnvironment(t *testing.T) {
+	t.Setenv("SUPERD_SPAWNERS", "")
+	if n, err := spawnerCount(); err != nil || n != runtime.GOMAXPROCS(0) {
+		t.Errorf("unset: %d, %v; want %d (one per usable CPU)", n, err, runtime.GOMAXPROCS(0))
+	}
+	t.Setenv("SUPERD_SPAWNERS", "3")
+	if n, err := spawnerCount(); err != nil || n != 3 {
+		t.Errorf("SUPERD_SPAWNERS=3: %d, %v", n, err)
+	}
+	for _, bad := range []string{"0", "-1", "many", "1025"} {
+		t.Setenv("SUPERD_SPAWNERS", bad)
+		if _, err := spawnerCount(); err == nil || !strings.Contains(err.Error(), "SUPERD_SPAWNERS") {
+			t.Errorf("SUPERD_SPAWNERS=%s: error %v, want one naming the variable", bad, err)
+		}
+	}
 }

@@ -95,7 +95,7 @@ func main() {
 	flag.DurationVar(&e.waitDur, "wait-dur", 2*time.Second, "load per server and protocol, wait mode")
 	flag.DurationVar(&e.scaleDur, "scale-dur", 2*time.Second, "load per server and size, scale mode")
 	flag.IntVar(&e.scaleConc, "scale-conc", 8, "concurrency in scale mode")
-	flag.DurationVar(&e.idle, "idle", 20*time.Second, "idle window for context switches (issue 7 asks for 120s)")
+	flag.DurationVar(&e.idle, "idle", 120*time.Second, "idle window for context switches (issue 7 asks for 120s)")
 	sizesFlag := flag.String("scale-sizes", "1,1000,10000", "configured services in scale mode")
 	scaleOnly := flag.Bool("scale", false, "run only the scale mode (same as -only=scale)")
 	only := flag.String("only", "accept,wait,idle,scale", "phases to run: accept, wait, idle, scale")
