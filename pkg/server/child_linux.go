@@ -37,9 +37,9 @@ type child struct {
 	// of its own (one loop wake-up fewer per connection, measured +4 to
 	// +10 % connections/s), and the pipe is drained at the exit instead.
 	errR, errW int
-	stderr    *stderrLog
-	stopping  bool
-	killTimer *time.Timer
+	stderr     *stderrLog
+	stopping   bool
+	killTimer  *time.Timer
 	// ip and src are the client and its per-source slot (accept mode).
 	ip  netip.Addr
 	src source
