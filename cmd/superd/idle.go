@@ -40,18 +40,23 @@ const idleHeadroom = 64 << 20
 const idleGCThreshold = 1 << 20
 
 func newIdleMemory() *idleMemory {
-	percent := debug.SetGCPercent(100) // reads GOGC's effect...
-	debug.SetGCPercent(percent)        // ...and keeps it
+	// GOGC's and GOMEMLIMIT's effect, read without changing them.
+	now := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(now)
 	return &idleMemory{
-		percent: percent,
-		limit:   debug.SetMemoryLimit(-1), // a negative limit only reads it
+		percent: int(now[0].Value.Uint64()),
+		limit:   int64(now[1].Value.Uint64()),
 		sample: []metrics.Sample{
 			{Name: "/gc/heap/allocs:bytes"},
 			{Name: "/memory/classes/total:bytes"},
+			{Name: "/memory/classes/heap/released:bytes"},
 		},
 	}
 }
 
+// set is Options.Idle. Going idle costs the loop one full collection (a
+// few milliseconds with a small heap) when the busy period allocated at
+// least idleGCThreshold; otherwise two runtime calls.
 func (g *idleMemory) set(idle bool) {
 	if !idle {
 		debug.SetGCPercent(g.percent)
@@ -64,11 +69,10 @@ func (g *idleMemory) set(idle bool) {
 		metrics.Read(g.sample)
 	}
 	g.allocated = g.sample[0].Value.Uint64()
-	limit := int64(g.sample[1].Value.Uint64()) + idleHeadroom
-	if limit > g.limit {
-		limit = g.limit
-	}
-	debug.SetMemoryLimit(limit)
+	// The memory limit counts what superd holds, not what it has handed
+	// back to the kernel.
+	held := int64(g.sample[1].Value.Uint64() - g.sample[2].Value.Uint64())
+	debug.SetMemoryLimit(min(held+idleHeadroom, g.limit))
 	debug.SetGCPercent(-1)
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/spawn"
@@ -19,6 +20,12 @@ const (
 	exitConfig  = 1 // invalid configuration or usage
 	exitRuntime = 2 // runtime failure
 )
+
+// The main goroutine keeps the process's main thread to itself, so no
+// spawner runs there: a spawner gives its thread a private fd table, and
+// the main thread's table is the one /proc/PID/fd and other processes see
+// (pkg/server/spawner_linux.go).
+func init() { runtime.LockOSThread() }
 
 // defaultConfig is where `run` and `check` look without -c.
 const defaultConfig = "/etc/superd/superd.yaml"

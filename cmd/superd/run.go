@@ -167,7 +167,7 @@ func runCmd(args []string, stderr io.Writer) error {
 	// Parsing a large configuration leaves much garbage behind; give the
 	// memory back now rather than whenever the scavenger gets to it.
 	started()
-	reserveThreads(runtime.GOMAXPROCS(0) + spawners + 4)
+	reserveThreads(runtime.GOMAXPROCS(0) + 4)
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
 	notifier := notify.FromEnv()
@@ -203,12 +203,17 @@ func runCmd(args []string, stderr io.Writer) error {
 				log.Info("signal ignored: stopping", zap.String("signal", sig.String()))
 			case sig == syscall.SIGHUP:
 				logNotify(log, notifier.Reloading())
+				// An event for the loop first, so that the collector,
+				// off while superd idles, is on while the new
+				// configuration is parsed.
+				srv.Ping(time.Second)
 				if next := reload(log, m, srv, path, cfg); next != nil {
 					cfg = next
 				}
 				debug.FreeOSMemory()
 				logNotify(log, notifier.Ready(fmt.Sprintf("serving %d services", len(cfg.Services))))
 			case sig == syscall.SIGUSR2:
+				srv.Ping(time.Second) // the collector on, as for a reload
 				freed, pid, err := up.start()
 				if err != nil {
 					log.Error("upgrade failed; this superd keeps serving", zap.Error(err))
@@ -286,11 +291,18 @@ func spawnerCount() (int, error) {
 // and the monitor sleeps. Measured on 2 cores: +15 % connections/s at
 // concurrency 1, +20-25 % at 8 and 64. An explicit
 // GOMAXPROCS in the environment is left as it is.
+//
+// The spare Ps are capped at one per CPU: more spawners than CPUs mostly
+// wait in forks, and the garbage collector's workers scale with GOMAXPROCS
+// (a quarter of it). Setting GOMAXPROCS also ends the runtime's own
+// updates of it from the cgroup's CPU limit; superd reads the limit once,
+// at start.
 func setMaxProcs(spawners int) {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
-	runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + spawners + 1)
+	cpus := runtime.GOMAXPROCS(0)
+	runtime.GOMAXPROCS(cpus + min(spawners, cpus) + 1)
 }
 
 // reserveThreads makes the Go runtime create n OS threads now and keep them
@@ -298,8 +310,9 @@ func setMaxProcs(spawners int) {
 // ("failed to create new OS thread"), and a full process table — exactly
 // when fork fails and superd must keep serving — is when that happens. At
 // most, superd's threads block in the loop's epoll_wait, in one fork per
-// spawner (the spawners' threads exist already) and in running goroutines
-// (GOMAXPROCS), so with n threads in reserve it needs no new one later. Measured: under a pids cgroup at its
+// spawner (their threads exist already, locked to them) and in running
+// goroutines (GOMAXPROCS), so with n threads in reserve it needs no new one
+// later. Measured: under a pids cgroup at its
 // limit, superd crashed in one run of two without this.
 func reserveThreads(n int) {
 	var locked sync.WaitGroup

@@ -46,7 +46,9 @@ func (p *parser) lookupUser(name string) (*user.User, error) {
 // configuration with 10,000 services may name one user in each. The slice
 // is shared between services and never modified.
 func (p *parser) memberOf(u *user.User) ([]uint32, error) {
-	if r, ok := p.members[u.Username]; ok {
+	// The list includes the primary group, so the key has it too.
+	key := u.Username + ":" + u.Gid
+	if r, ok := p.members[key]; ok {
 		return r.ids, r.err
 	}
 	var ids []uint32
@@ -59,7 +61,8 @@ func (p *parser) memberOf(u *user.User) ([]uint32, error) {
 			}
 		}
 	}
-	p.members[u.Username] = membersResult{ids, err}
+	ids = slices.Clip(ids) // shared: an append must copy
+	p.members[key] = membersResult{ids, err}
 	return ids, err
 }
 

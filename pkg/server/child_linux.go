@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -116,41 +117,51 @@ func (s *Server) startChild(c *child, files []int, env []string) {
 	s.queued = append(s.queued, &spawnJob{c: c, spec: svc.spec, files: files, env: env})
 }
 
-// inlineMaxFDs is the most descriptors superd may hold for the loop to fork
-// itself: a fork copies the fd table, which the spawners keep small.
-const inlineMaxFDs = 64
+// inlineMaxFD is the highest fd number with which the loop forks itself: a
+// fork copies the fd table up to the highest open fd, which the spawners
+// keep small. A fresh fd takes the lowest free number, so the files of
+// the spawn at hand show how far superd's table reaches.
+const inlineMaxFD = 64
 
 // flushSpawns starts what startChild queued during this round of events.
 // One spawn, with no other spawn in flight and no client waiting on a
 // listening socket, the loop starts itself: handing it over would cost two
 // thread wake-ups (the spawner's, then the loop's for the result) while the
 // loop had nothing urgent to do. A zero-timeout epoll_wait says whether a
-// client waits; what it returns is handled next. Everything else goes to the pool, so a fork
-// never keeps waiting work from the loop. Measured on 2 cores, medians of
-// 5 interleaved rounds: 0.85 -> 0.92 of the C floor's connections/s at
-// concurrency 1, no change beyond the noise (3 %) at 8 and 64.
+// client waits; what it returns is handled next. Everything else goes to
+// the pool, so a fork never keeps waiting work from the loop. Measured on
+// 2 cores, medians of 5 interleaved rounds: 0.85 -> 0.92 of the C floor's
+// connections/s at concurrency 1, no change beyond the noise (3 %) at 8
+// and 64. A child with more files than a spawn message carries is started
+// here too.
 func (s *Server) flushSpawns() {
-	switch {
-	case len(s.queued) == 0:
+	if len(s.queued) == 0 {
 		return
-	case len(s.queued) == 1 && s.pool.idle() && len(s.watched) <= inlineMaxFDs && !s.peek():
-		j := s.queued[0]
+	}
+	if len(s.queued) == 1 && s.pool.idle() && slices.Max(s.queued[0].files) <= inlineMaxFD && !s.peek() {
+		s.spawnHere(s.queued[0])
 		s.queued[0] = nil
 		s.queued = s.queued[:0]
-		pid, pidfd, err := j.spec.Start(j.files, j.env)
-		started := time.Now()
-		for _, fd := range j.c.owned {
-			unix.Close(fd)
-		}
-		j.c.owned = nil
-		s.spawned(j.c, pid, pidfd, started, err)
 		return
 	}
 	for i, j := range s.queued {
-		s.pool.submit(j)
+		if len(j.files) > maxSpawnFiles {
+			s.spawnHere(j)
+		} else {
+			s.pool.submit(j)
+		}
 		s.queued[i] = nil
 	}
 	s.queued = s.queued[:0]
+}
+
+// spawnHere forks j on the loop's own thread.
+func (s *Server) spawnHere(j *spawnJob) {
+	pid, pidfd, err := j.spec.Start(j.files, j.env)
+	started := time.Now()
+	closeAll(j.c.owned)
+	j.c.owned = nil
+	s.spawned(j.c, pid, pidfd, started, err)
 }
 
 // spawnDone is a spawner's result, on the loop: the pidfd is opened here, in
@@ -216,6 +227,10 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		var info unix.Siginfo
 		unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if c.errR >= 0 { // not watched yet: nothing else would close it
+			unix.Close(c.errR)
+			c.errR = -1
+		}
 		svc.activations++
 		svc.m.Instances.Inc()
 		c.ready(s, 0)

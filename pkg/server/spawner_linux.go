@@ -40,6 +40,12 @@ import (
 // send never blocks or fails for space. (A variable for a test.)
 var maxInFlight = 64
 
+// maxSpawnFiles is the most fds one spawn message carries: the kernel takes
+// at most 253 per SCM_RIGHTS message, and the message indexes them in a
+// byte. A child with more (a listen_fds service with hundreds of sockets)
+// is started by the loop itself.
+const maxSpawnFiles = 250
+
 // spawnJob is one child to start; files are the loop's fd numbers for the
 // child's fds 0, 1, 2, 3...
 type spawnJob struct {
@@ -83,17 +89,21 @@ func startPool(n int, post func(*spawnJob, spawnResult) bool) (*spawnPool, error
 	}
 	p := &spawnPool{send: fds[0], recv: fds[1], post: post, jobs: make(map[uint64]*spawnJob)}
 	// The runtime's own poller (an epoll instance and an eventfd, which
-	// any thread may write to wake it) must exist before the spawners copy
-	// the table, or a spawner's table would lack it.
+	// any thread may use to wake it or poll) must exist before the
+	// spawners copy the table, or a spawner's table would lack it and the
+	// runtime would die on EBADF. Opening a pollable file makes it; if
+	// that fails, the spawners keep sharing superd's table.
+	private := false
 	if r, w, err := os.Pipe(); err == nil {
 		r.Close()
 		w.Close()
+		private = true
 	}
 	// The loop's sends never wait: maxInFlight keeps the queue short.
 	unix.SetNonblock(p.send, true)
 	isolated := make(chan isolation)
 	for i := 0; i < n; i++ {
-		go p.spawner(isolated)
+		go p.spawner(isolated, private)
 	}
 	// Every spawner has its private table before the caller opens more
 	// descriptors (listening sockets) that the spawners would only close.
@@ -129,8 +139,10 @@ type isolation struct {
 // wait for them.
 func (p *spawnPool) stop() {
 	for _, j := range p.waiting {
-		for _, fd := range j.c.owned {
-			unix.Close(fd)
+		closeAll(j.c.owned)
+		j.c.closeErrW()
+		if j.c.errR >= 0 {
+			unix.Close(j.c.errR)
 		}
 	}
 	p.waiting = nil
@@ -199,6 +211,13 @@ func (p *spawnPool) send1(j *spawnJob) {
 		p.mu.Lock()
 		delete(p.jobs, j.id)
 		p.mu.Unlock()
+		if err == unix.EAGAIN && p.inFlight > 1 {
+			// The socket's buffer is smaller than maxInFlight assumes:
+			// wait for a result to make room.
+			p.inFlight--
+			p.waiting = append([]*spawnJob{j}, p.waiting...)
+			return
+		}
 		// Reported like a failed fork, through the loop's queue like
 		// any result (the loop's copies are closed below either way).
 		p.post(j, spawnResult{started: time.Now(), err: os.NewSyscallError("sendmsg", err)})
@@ -211,7 +230,7 @@ func (p *spawnPool) send1(j *spawnJob) {
 
 // spawner is one spawner's life. It never unlocks its thread: the thread's
 // table is its own, and the runtime ends the thread when the goroutine ends.
-func (p *spawnPool) spawner(isolated chan<- isolation) {
+func (p *spawnPool) spawner(isolated chan<- isolation, private bool) {
 	runtime.LockOSThread()
 	// Each spawner reads from a descriptor of its own, which it closes
 	// when it ends, whichever table it lives in.
@@ -222,30 +241,57 @@ func (p *spawnPool) spawner(isolated chan<- isolation) {
 	}
 	defer unix.Close(recv)
 	// On the process's main thread a private table would also be what
-	// /proc/PID/fd shows and what pidfd_getfd and others see: keep sharing.
-	private := unix.Gettid() != unix.Getpid() && unix.Unshare(unix.CLONE_FILES) == nil
+	// /proc/PID/fd shows and what pidfd_getfd and others see: keep sharing
+	// (superd keeps its main goroutine there, so this happens in tests).
+	if private && unix.Gettid() == unix.Getpid() {
+		private = false
+	}
 	if private {
-		closeAllBut(recv)
+		switch err := isolate(recv); {
+		case err == errNotIsolated:
+			private = false
+		case err != nil:
+			// The table is private but still holds copies of superd's
+			// sockets; ending the goroutine ends the thread and its
+			// table with it.
+			isolated <- isolation{recv: -1}
+			return
+		}
 	}
 	isolated <- isolation{recv: recv, private: private, tid: unix.Gettid()}
 
-	buf := make([]byte, 8+256)
-	oob := make([]byte, unix.CmsgSpace(4*255))
+	buf := make([]byte, 8+maxSpawnFiles)
+	oob := make([]byte, unix.CmsgSpace(4*maxSpawnFiles))
 	var files []int
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(recv, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
+	for failures := 0; ; {
+		n, oobn, flags, _, err := unix.Recvmsg(recv, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		got := receivedFDs(oob[:oobn])
+		switch {
+		case err == nil && n == 0:
+			return // end of file: the pool was stopped
+		case err != nil:
+			// EINTR, or a transient shortage (ENOMEM, ENOBUFS): the
+			// message stays queued. Anything persistent would spin, so
+			// give up after many failures in a row.
+			if failures++; failures > 1000 {
+				return
+			}
 			continue
 		}
-		if err != nil || n < 8 {
-			return // EOF: the pool was stopped
+		failures = 0
+		if n < 8 {
+			closeAll(got)
+			continue // not one of the loop's messages
 		}
-		got := receivedFDs(oob[:oobn])
 		id := binary.LittleEndian.Uint64(buf)
 		p.mu.Lock()
 		j := p.jobs[id]
 		delete(p.jobs, id)
 		p.mu.Unlock()
+		if j == nil {
+			closeAll(got) // no job of the loop's: nothing counts it
+			continue
+		}
 		files = files[:0]
 		for _, idx := range buf[8:n] {
 			if int(idx) < len(got) {
@@ -253,21 +299,32 @@ func (p *spawnPool) spawner(isolated chan<- isolation) {
 			}
 		}
 		var r spawnResult
-		if j == nil || len(files) != n-8 {
+		if flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 || len(files) != n-8 {
 			r.err = syscall.EBADMSG
 		} else {
 			r.pid, r.err = j.spec.StartPid(files, j.env)
 		}
 		r.started = time.Now()
-		for _, fd := range got {
-			unix.Close(fd)
+		closeAll(got)
+		if !p.post(j, r) {
+			// The loop has ended: nobody will wait for this child, or
+			// close its stderr pipe.
+			if r.err == nil {
+				unix.Kill(r.pid, unix.SIGKILL)
+				var ws unix.WaitStatus
+				unix.Wait4(r.pid, &ws, 0, nil)
+			}
+			j.c.closeErrW()
+			if j.c.errR >= 0 {
+				unix.Close(j.c.errR)
+			}
 		}
-		if j != nil && !p.post(j, r) && r.err == nil {
-			// The loop has ended: nobody will wait for this child.
-			unix.Kill(r.pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(r.pid, &ws, 0, nil)
-		}
+	}
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
 }
 
@@ -285,20 +342,36 @@ func receivedFDs(oob []byte) []int {
 	return fds
 }
 
-// closeAllBut closes, in the calling thread's private table, every fd from 3
-// up except keep and the event-notification fds (epoll instances,
-// eventfds) the Go runtime and the loop may use from any thread: what is
-// left is a handful of entries.
-func closeAllBut(keep int) {
+// errNotIsolated says isolate left the thread sharing superd's table.
+var errNotIsolated = errors.New("fd table not isolated")
+
+// isolate gives the calling (locked) thread a private fd table and closes
+// in it every fd from 3 up except keep and the event-notification fds
+// (epoll instances, eventfds) that the Go runtime and the loop may use
+// from any thread: what is left is a handful of entries. If it cannot even
+// list the fds it leaves the table shared (errNotIsolated); an error after
+// the unshare means the private table still holds copies of superd's
+// sockets, and the caller must end the thread.
+func isolate(keep int) error {
+	// Opened before the unshare, read after it: a directory of
+	// /proc/thread-self/fd lists the table of the thread reading it.
 	dir, err := unix.Open("/proc/thread-self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return // no /proc: the table stays a full copy, which is still correct
+		return errNotIsolated
 	}
+	if err := unix.Unshare(unix.CLONE_FILES); err != nil {
+		unix.Close(dir)
+		return errNotIsolated
+	}
+	defer unix.Close(dir)
 	var fds []int
 	buf := make([]byte, 4096)
 	for {
 		n, err := unix.ReadDirent(dir, buf)
-		if err != nil || n <= 0 {
+		if err != nil {
+			return os.NewSyscallError("getdents64", err)
+		}
+		if n <= 0 {
 			break
 		}
 		var names []string
@@ -309,7 +382,6 @@ func closeAllBut(keep int) {
 			}
 		}
 	}
-	unix.Close(dir)
 	link := make([]byte, 64)
 	for _, fd := range fds {
 		n, err := unix.Readlink("/proc/thread-self/fd/"+strconv.Itoa(fd), link)
@@ -321,4 +393,5 @@ func closeAllBut(keep int) {
 		}
 		unix.Close(fd)
 	}
+	return nil
 }

@@ -218,3 +218,37 @@ services:
 	case <-time.After(200 * time.Millisecond): // 4 x IdleAfter
 	}
 }
+
+// A child with more fds than one spawn message carries (the kernel passes
+// at most 253) is started all the same, with every socket in order.
+func TestAListenFDsChildWithHundredsOfSocketsStarts(t *testing.T) {
+	dir := t.TempDir()
+	const sockets = 260
+	var b strings.Builder
+	for i := 0; i < sockets; i++ {
+		fmt.Fprintf(&b, "      - unix://%s\n", filepath.Join(dir, "s"+strconv.Itoa(i)))
+	}
+	h := start(t, `
+services:
+  wide:
+    listen:
+`+b.String()+`
+    mode: wait
+    pass: listen_fds
+    exec: ["{{BIN}}", "superd-helper", "accept-report"]
+`)
+	r, _ := dialReport(t, "unix", filepath.Join(dir, "s"+strconv.Itoa(sockets-1)))
+	if r.ServedOnFD != 3+sockets-1 {
+		t.Errorf("served on fd %d, want %d", r.ServedOnFD, 3+sockets-1)
+	}
+	if r.Env["LISTEN_FDS"] != strconv.Itoa(sockets) {
+		t.Errorf("LISTEN_FDS = %q, want %d", r.Env["LISTEN_FDS"], sockets)
+	}
+	if n := len(r.FDs); n != 3+sockets {
+		t.Errorf("child has %d fds, want %d", n, 3+sockets)
+	}
+	h.waitExits("wide", 1)
+	if got := h.rejected("wide", "spawn_error"); got != 0 {
+		t.Errorf("spawn errors = %v", got)
+	}
+}
