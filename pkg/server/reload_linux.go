@@ -49,7 +49,7 @@ func (s *Server) apply(cfg *config.Config) {
 		oldByName[svc.cfg.Name] = svc
 		svc.disarm(s)
 		for _, sk := range svc.socks {
-			oldSocks[keyOf(sk.cfg)] = sk
+			oldSocks[keyOf(*sk.cfg)] = sk
 		}
 	}
 

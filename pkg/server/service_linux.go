@@ -102,7 +102,9 @@ type service struct {
 // socket is one listening socket of a service; owned by the loop.
 type socket struct {
 	svc *service
-	cfg config.Socket
+	// cfg points into the service's configuration (a copy would add
+	// 320 bytes per socket, 3 MiB at 10,000 services).
+	cfg *config.Socket
 	fd  int
 	// watching says whether fd is in the epoll set now.
 	watching bool
@@ -153,8 +155,9 @@ func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (
 		svc.setState(StateDisabled)
 		return 0
 	}
-	for _, sc := range svc.cfg.Sockets {
-		fd, ok := take(sc)
+	for i := range svc.cfg.Sockets {
+		sc := &svc.cfg.Sockets[i]
+		fd, ok := take(*sc)
 		if ok {
 			taken++
 		} else {
