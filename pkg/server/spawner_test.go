@@ -14,6 +14,16 @@ import (
 	"github.com/superd/superd/pkg/config"
 )
 
+// unixListens is a YAML list (indented for a service's listen key) of n
+// UNIX sockets in dir, named s0, s1...
+func unixListens(dir string, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "      - unix://%s\n", filepath.Join(dir, "s"+strconv.Itoa(i)))
+	}
+	return b.String()
+}
+
 // fdCount counts the entries of an fd table as /proc shows it.
 func fdCount(t *testing.T, dir string) int {
 	t.Helper()
@@ -30,16 +40,13 @@ func fdCount(t *testing.T, dir string) int {
 func TestSpawnersForkFromASmallTable(t *testing.T) {
 	dir := t.TempDir()
 	const sockets = 150
-	var b strings.Builder
-	for i := 0; i < sockets; i++ {
-		fmt.Fprintf(&b, "      - unix://%s\n", filepath.Join(dir, "s"+strconv.Itoa(i)))
-	}
+	listens := unixListens(dir, sockets)
 	port := freePort(t, "tcp")
 	h := start(t, `
 services:
   many:
     listen:
-`+b.String()+`
+`+listens+`
     exec: ["{{BIN}}", "superd-helper", "echo"]
   rep:
     listen: tcp://127.0.0.1:`+itoa(port)+`
@@ -224,15 +231,12 @@ services:
 func TestAListenFDsChildWithHundredsOfSocketsStarts(t *testing.T) {
 	dir := t.TempDir()
 	const sockets = 260
-	var b strings.Builder
-	for i := 0; i < sockets; i++ {
-		fmt.Fprintf(&b, "      - unix://%s\n", filepath.Join(dir, "s"+strconv.Itoa(i)))
-	}
+	listens := unixListens(dir, sockets)
 	h := start(t, `
 services:
   wide:
     listen:
-`+b.String()+`
+`+listens+`
     mode: wait
     pass: listen_fds
     exec: ["{{BIN}}", "superd-helper", "accept-report"]
