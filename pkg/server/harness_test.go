@@ -27,7 +27,7 @@ var (
 
 // helperBinary is a copy of the test binary in a directory anyone may
 // traverse, so children that run as nobody can execute it too.
-func helperBinary(t *testing.T) string {
+func helperBinary(t testing.TB) string {
 	t.Helper()
 	helperOnce.Do(func() {
 		self, err := os.Executable()
@@ -52,7 +52,7 @@ func helperBinary(t *testing.T) string {
 }
 
 // freePort finds a TCP or UDP port on loopback that nothing listens on now.
-func freePort(t *testing.T, network string) int {
+func freePort(t testing.TB, network string) int {
 	t.Helper()
 	if strings.HasPrefix(network, "udp") {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -72,7 +72,7 @@ func freePort(t *testing.T, network string) int {
 
 // harness is one running Server with a log observer and its metrics.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	logs *observer.ObservedLogs
 	m    *metrics.Metrics
@@ -82,7 +82,7 @@ type harness struct {
 
 // start parses yamlText (with {{BIN}} replaced by the helper binary) and
 // runs a Server on it until the test ends.
-func start(t *testing.T, yamlText string) *harness {
+func start(t testing.TB, yamlText string) *harness {
 	t.Helper()
 	yamlText = strings.ReplaceAll(yamlText, "{{BIN}}", helperBinary(t))
 	cfg, err := config.Parse("test.yaml", []byte(yamlText), config.Options{AsRoot: false})
@@ -122,7 +122,7 @@ func (h *harness) stop() {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for !cond() {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,3 +257,54 @@ services:
 		t.Errorf("spawn errors = %v", got)
 	}
 }
+
+// benchConnections runs b.N connections through one accept-mode service
+// whose child (/bin/true) exits at once, conc at a time, and reports
+// connections per second. A regression in the accept → spawn → reap path
+// shows here; docs/performance.md has the comparison with other servers.
+func benchConnections(b *testing.B, conc int) {
+	if _, err := os.Stat("/bin/true"); err != nil {
+		b.Skip("no /bin/true")
+	}
+	port := freePort(b, "tcp")
+	h := start(b, `
+log: {level: warn}
+services:
+  bench:
+    listen: tcp://127.0.0.1:`+itoa(port)+`
+    exec: [/bin/true]
+    stderr: discard
+`)
+	addr := "127.0.0.1:" + itoa(port)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for i := 0; i < conc; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 16)
+			for next.Add(1) <= int64(b.N) {
+				c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				for {
+					if _, err := c.Read(buf); err != nil {
+						break // EOF: the child has exited
+					}
+				}
+				c.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "conn/s")
+	h.waitExits("bench", float64(b.N))
+}
+
+func BenchmarkConnection(b *testing.B)          { benchConnections(b, 1) }
+func BenchmarkConnectionParallel8(b *testing.B) { benchConnections(b, 8) }
