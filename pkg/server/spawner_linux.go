@@ -36,8 +36,9 @@ import (
 // so the pid cannot be reused before the loop has reaped it).
 
 // maxInFlight bounds the spawn messages queued in the socket pair; more
-// wait in the loop. It stays far below what the socket's buffer holds, so a
-// send never blocks or fails for space. (A variable for a test.)
+// wait in the loop, in order. It stays far below what the socket's buffer
+// holds by default; should a send still find the buffer full, that job
+// waits for the next result too. (A variable for a test.)
 var maxInFlight = 64
 
 // maxSpawnFiles is the most fds one spawn message carries: the kernel takes
@@ -153,7 +154,7 @@ func (p *spawnPool) stop() {
 
 // submit hands j to the pool. Called on the loop only.
 func (p *spawnPool) submit(j *spawnJob) {
-	if p.inFlight >= maxInFlight {
+	if p.inFlight >= maxInFlight || len(p.waiting) > 0 {
 		p.waiting = append(p.waiting, j)
 		return
 	}
