@@ -65,9 +65,8 @@ func (e *bench) markdown() string {
 	w("- load: C closed-loop generator on 127.0.0.1, %d thread(s); each request is connect → read to EOF → close; %d interleaved rounds, medians shown; first %s of each run not counted\n\n",
 		e.threads, e.rounds, warmupFor(e.dur))
 
-	if names := e.acceptNames(); len(names) > 0 {
-		w("## Accept mode: connections per second (ratio to the floor)\n\n")
-		w("One child per connection, static C responder, %s per level.\n\n", e.dur)
+	// concHeader starts a table with a column per concurrency level.
+	concHeader := func() {
 		w("| server |")
 		for _, c := range e.conc {
 			w(" c=%d |", c)
@@ -77,6 +76,11 @@ func (e *bench) markdown() string {
 			w("---:|")
 		}
 		w("\n")
+	}
+	if names := e.acceptNames(); len(names) > 0 {
+		w("## Accept mode: connections per second (ratio to the floor)\n\n")
+		w("One child per connection, static C responder, %s per level.\n\n", e.dur)
+		concHeader()
 		for _, n := range names {
 			w("| %s |", n)
 			for _, c := range e.conc {
@@ -98,15 +102,7 @@ func (e *bench) markdown() string {
 			w(" a measure of the machine's noise during this run.\n")
 		}
 		w("\n## Accept mode: latency p50 / p99 in ms (p99 ratio to the floor)\n\n")
-		w("| server |")
-		for _, c := range e.conc {
-			w(" c=%d |", c)
-		}
-		w("\n|---|")
-		for range e.conc {
-			w("---:|")
-		}
-		w("\n")
+		concHeader()
 		for _, n := range names {
 			w("| %s |", n)
 			for _, c := range e.conc {
@@ -126,15 +122,7 @@ func (e *bench) markdown() string {
 		}
 		w("\n## Accept mode: CPU time of the server process per connection (µs)\n\n")
 		w("User + system time of every thread of the server process (/proc/PID/stat) over the run, divided by the requests completed. A child's time before it execs (fork or vfork) is the child's, not the server's.\n\n")
-		w("| server |")
-		for _, c := range e.conc {
-			w(" c=%d |", c)
-		}
-		w("\n|---|")
-		for range e.conc {
-			w("---:|")
-		}
-		w("\n")
+		concHeader()
 		for _, n := range names {
 			w("| %s |", n)
 			for _, c := range e.conc {
