@@ -159,8 +159,7 @@ func (s *Server) flushSpawns() {
 func (s *Server) spawnHere(j *spawnJob) {
 	pid, pidfd, err := j.spec.Start(j.files, j.env)
 	started := time.Now()
-	closeAll(j.c.owned)
-	j.c.owned = nil
+	j.c.closeOwned()
 	s.spawned(j.c, pid, pidfd, started, err)
 }
 
@@ -193,10 +192,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 	if err != nil {
 		svc.active--
 		svc.release(c.src)
-		c.closeErrW()
-		if c.errR >= 0 {
-			unix.Close(c.errR)
-		}
+		c.dropStderr()
 		if pidfd >= 0 {
 			unix.Close(pidfd)
 		}
@@ -227,10 +223,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		var info unix.Siginfo
 		unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if c.errR >= 0 { // not watched yet: nothing else would close it
-			unix.Close(c.errR)
-			c.errR = -1
-		}
+		c.dropStderr() // not watched yet: nothing else would close it
 		svc.activations++
 		svc.m.Instances.Inc()
 		c.ready(s, 0)
@@ -352,6 +345,22 @@ func (c *child) closeErrW() {
 		unix.Close(c.errW)
 		c.errW = -1
 	}
+}
+
+// dropStderr closes both ends of a stderr pipe the loop does not watch (the
+// child never started, or cannot be watched).
+func (c *child) dropStderr() {
+	c.closeErrW()
+	if c.errR >= 0 {
+		unix.Close(c.errR)
+		c.errR = -1
+	}
+}
+
+// closeOwned closes superd's copies of what the child was handed.
+func (c *child) closeOwned() {
+	closeAll(c.owned)
+	c.owned = nil
 }
 
 // follow moves the child to the service that replaced its own in a reload,

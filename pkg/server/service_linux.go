@@ -536,9 +536,7 @@ func (svc *service) activateWait(s *Server) {
 		files, err = s.childFiles(svc, c, fds)
 	}
 	if err != nil {
-		for _, fd := range c.owned {
-			unix.Close(fd)
-		}
+		c.closeOwned()
 		for _, sk := range svc.socks {
 			unix.SetNonblock(sk.fd, true)
 		}

@@ -140,11 +140,8 @@ type isolation struct {
 // wait for them.
 func (p *spawnPool) stop() {
 	for _, j := range p.waiting {
-		closeAll(j.c.owned)
-		j.c.closeErrW()
-		if j.c.errR >= 0 {
-			unix.Close(j.c.errR)
-		}
+		j.c.closeOwned()
+		j.c.dropStderr()
 	}
 	p.waiting = nil
 	// A spawner's recvmsg sees EOF once the loop's end is closed and the
@@ -223,10 +220,7 @@ func (p *spawnPool) send1(j *spawnJob) {
 		// any result (the loop's copies are closed below either way).
 		p.post(j, spawnResult{started: time.Now(), err: os.NewSyscallError("sendmsg", err)})
 	}
-	for _, fd := range j.c.owned {
-		unix.Close(fd)
-	}
-	j.c.owned = nil
+	j.c.closeOwned()
 }
 
 // spawner is one spawner's life. It never unlocks its thread: the thread's
@@ -315,10 +309,7 @@ func (p *spawnPool) spawner(isolated chan<- isolation, private bool) {
 				var ws unix.WaitStatus
 				unix.Wait4(r.pid, &ws, 0, nil)
 			}
-			j.c.closeErrW()
-			if j.c.errR >= 0 {
-				unix.Close(j.c.errR)
-			}
+			j.c.dropStderr()
 		}
 	}
 }
