@@ -21,11 +21,17 @@ const (
 	exitRuntime = 2 // runtime failure
 )
 
-// The main goroutine keeps the process's main thread to itself, so no
-// spawner runs there: a spawner gives its thread a private fd table, and
-// the main thread's table is the one /proc/PID/fd and other processes see
-// (pkg/server/spawner_linux.go).
-func init() { runtime.LockOSThread() }
+func init() {
+	// The main goroutine keeps the process's main thread to itself, so no
+	// spawner runs there: a spawner gives its thread a private fd table,
+	// and the main thread's table is the one /proc/PID/fd and other
+	// processes see (pkg/server/spawner_linux.go).
+	runtime.LockOSThread()
+	// No allocation sampling: superd serves no profiles, and the sampled
+	// call stacks are kept for the life of the process (1.4 MB with
+	// 10,000 services configured).
+	runtime.MemProfileRate = 0
+}
 
 // defaultConfig is where `run` and `check` look without -c.
 const defaultConfig = "/etc/superd/superd.yaml"

@@ -235,7 +235,11 @@ func (p *parser) execProcess(d *draft) {
 	env["SUPERD_SERVICE"] = d.name
 	s.Env = make([]string, 0, len(env))
 	for k, v := range env {
-		s.Env = append(s.Env, k+"="+v)
+		kv := k + "=" + v
+		if kv == DefaultPath {
+			kv = DefaultPath // one copy for every service, not one each
+		}
+		s.Env = append(s.Env, kv)
 	}
 	sort.Strings(s.Env)
 }

@@ -114,7 +114,7 @@ func (s *Server) startChild(c *child, files []int, env []string) {
 		env = listenEnv(svc, env, len(files)-3)
 	}
 	s.spawning++
-	s.queued = append(s.queued, &spawnJob{c: c, spec: svc.spec, files: files, env: env})
+	s.queued = append(s.queued, &spawnJob{c: c, spec: svc.spawnSpec(), files: files, env: env})
 }
 
 // inlineMaxFD is the highest fd number with which the loop forks itself: a

@@ -60,8 +60,11 @@ const (
 
 // service is one configured service; owned by the loop.
 type service struct {
-	cfg  *config.Service
-	spec *spawn.Spec // nil unless exec
+	cfg *config.Service
+	// spec is how to start the service's children, made at the first
+	// spawn: most configured services never run one, and at 10,000
+	// services the specs would hold 3 MB.
+	spec *spawn.Spec
 	// fdNames is the LISTEN_FDNAMES assignment for pass: listen_fds.
 	fdNames string
 	socks   []*socket
@@ -122,6 +125,15 @@ func (svc *service) logger() *zap.Logger {
 	return svc.log
 }
 
+// spawnSpec returns the service's spawn.Spec, making it the first time.
+// Only exec services have one.
+func (svc *service) spawnSpec() *spawn.Spec {
+	if svc.spec == nil {
+		svc.spec = spawn.NewSpec(svc.cfg)
+	}
+	return svc.spec
+}
+
 func newService(s *Server, sc *config.Service) *service {
 	svc := &service{
 		cfg:  sc,
@@ -129,7 +141,6 @@ func newService(s *Server, sc *config.Service) *service {
 		base: s.log,
 	}
 	if len(sc.Exec) > 0 {
-		svc.spec = spawn.NewSpec(sc)
 		svc.fdNames = fdNamesVar(sc)
 	}
 	if len(sc.Allow) > 0 || len(sc.Deny) > 0 {
@@ -323,7 +334,7 @@ func (sk *socket) acceptOne(s *Server) bool {
 		return svc.state != StatePaused
 	}
 	svc.active++
-	if svc.spec == nil {
+	if len(svc.cfg.Exec) == 0 {
 		s.startSession(svc, fd, ip, remote, src, readyAt)
 		return true
 	}
