@@ -104,6 +104,9 @@ func (s *Server) apply(cfg *config.Config) {
 		closed++
 	}
 	for name, svc := range oldByName {
+		if svc.errOut != nil {
+			svc.errOut.retire()
+		}
 		svc.setState(StateDisabled)
 		if svc.active == 0 {
 			s.m.Forget(name)
@@ -137,6 +140,16 @@ func (svc *service) adopt(prev *service) {
 	// until it exits: they are watched again only then.
 	svc.waitChild = prev.waitChild
 	prev.waitChild = nil
+	// Its children's stderr goes on being read; new children write to the
+	// same pair if the service still logs stderr.
+	if o := prev.errOut; o != nil {
+		if svc.cfg.Stderr == config.StderrLog && len(svc.cfg.Exec) > 0 {
+			prev.errOut = nil
+			svc.errOut, o.svc = o, svc
+		} else {
+			o.retire()
+		}
+	}
 }
 
 // current follows reloads to the service that replaced this one, if any.
