@@ -95,6 +95,9 @@ func (s *Server) apply(cfg *config.Config) {
 			delete(oldSocks, keyOf(sc))
 			return sk.fd, true
 		})
+		if d := time.Until(svc.rateUntil); d > 0 && svc.state == StateListening {
+			svc.pauseFor(s, d, "rate limit pause goes on after the reload", nil)
+		}
 	}
 	// Sockets a new service wanted but could not use (it failed on
 	// another socket) are closed too.
@@ -140,6 +143,15 @@ func (svc *service) adopt(prev *service) {
 	// until it exits: they are watched again only then.
 	svc.waitChild = prev.waitChild
 	prev.waitChild = nil
+	// An unchanged rate limit keeps its window, and its pause: reloading
+	// must not lift a limit the configuration still sets. (Other pauses
+	// — a back-off, a shortage of fds — end: the reload may be the fix.)
+	if prev.rate != nil && svc.rate != nil && *prev.cfg.RateLimit == *svc.cfg.RateLimit {
+		svc.rate = prev.rate
+		if prev.state == StatePaused && time.Now().Before(prev.rateUntil) {
+			svc.rateUntil = prev.rateUntil
+		}
+	}
 	// Its children's stderr goes on being read; new children write to the
 	// same pair if the service still logs stderr.
 	if o := prev.errOut; o != nil {

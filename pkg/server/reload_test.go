@@ -274,3 +274,53 @@ services:
 		t.Errorf("other service answered %q during the flood", got)
 	}
 }
+
+func TestReloadKeepsARateLimitPauseWhileTheLimitStands(t *testing.T) {
+	port := freePort(t, "tcp")
+	addr := "127.0.0.1:" + itoa(port)
+	limited := func(max int) string {
+		return `
+services:
+  limited:
+    listen: tcp://` + addr + `
+    rate_limit: {max: ` + itoa(max) + `, per: 1m, pause: 1h}
+    exec: ["{{BIN}}", "superd-helper", "stderr"]
+`
+	}
+	h := start(t, limited(2))
+	state := func() string {
+		t.Helper()
+		st, err := h.srv.Status(time.Second)
+		if err != nil || len(st) != 1 {
+			t.Fatalf("status: %v %v", st, err)
+		}
+		return st[0].State
+	}
+	for i := 0; i < 2; i++ {
+		if got := dialRead(t, "tcp", addr); got != "done\n" {
+			t.Fatalf("activation %d: %q", i, got)
+		}
+	}
+	if got := dialRead(t, "tcp", addr); got != "" {
+		t.Fatalf("third activation answered %q, want a refusal", got)
+	}
+	if got := state(); got != "paused" {
+		t.Fatalf("state = %s, want paused", got)
+	}
+	// The same limit: the hour's pause goes on.
+	h.reloadTo(limited(2))
+	if got := state(); got != "paused" {
+		t.Errorf("state after a reload with the same rate_limit = %s, want paused", got)
+	}
+	if got := h.up("limited"); got != 0 {
+		t.Errorf("superd_service_up after the reload = %v, want 0", got)
+	}
+	// A new limit: the pause ends, and the window starts afresh.
+	h.reloadTo(limited(5))
+	if got := state(); got != "listening" {
+		t.Errorf("state after a reload with a new rate_limit = %s, want listening", got)
+	}
+	if got := dialRead(t, "tcp", addr); got != "done\n" {
+		t.Errorf("after the new limit: %q", got)
+	}
+}
