@@ -3,7 +3,10 @@
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+# The commit, explicitly: Go's own VCS stamp is missing where GOFLAGS has
+# -buildvcs=false (as on this project's machines).
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # A static binary: no cgo, so user and group lookups read /etc/passwd and
 # /etc/group directly, as a super-server on a minimal image must.
 export CGO_ENABLED ?= 0
