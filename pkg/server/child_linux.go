@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"net/netip"
 	"os"
@@ -31,11 +32,15 @@ type child struct {
 	// (wait mode: the loop may close its own before the fork runs, and
 	// the number could be reused).
 	owned []int
-	// errOut is the service's stderr socket pair the child writes to
-	// (stderr: log), read to the end at its exit.
-	errOut    *stderrOut
-	stopping  bool
-	killTimer *time.Timer
+	// errR is the stderr pipe's read end (stderr: log), watched by the
+	// loop once the child runs. superd holds the write end errW until the
+	// child has exited: the child's exit then makes no end-of-file event
+	// of its own (one loop wake-up fewer per connection, measured +4 to
+	// +10 % connections/s), and the pipe is drained at the exit instead.
+	errR, errW int
+	stderr     *stderrLog
+	stopping   bool
+	killTimer  *time.Timer
 	// ip and src are the client and its per-source slot (accept mode).
 	ip  netip.Addr
 	src source
@@ -49,7 +54,7 @@ type child struct {
 // newChild is a child about to be spawned for svc; owned are the fds the
 // spawner is to close after the fork (see child.owned).
 func newChild(svc *service, owned []int, remote string, readyAt time.Time) *child {
-	return &child{svc: svc, owned: owned, remote: remote, readyAt: readyAt, pidfd: -1}
+	return &child{svc: svc, owned: owned, remote: remote, readyAt: readyAt, pidfd: -1, errR: -1, errW: -1}
 }
 
 // childFiles lays out a child's fds 0, 1, 2, 3...: socks are the connection
@@ -61,12 +66,16 @@ func (s *Server) childFiles(svc *service, c *child, socks []int) ([]int, error) 
 	case config.StderrSocket:
 		errFD = socks[0]
 	case config.StderrLog:
-		o, err := svc.stderrPair(s)
-		if err != nil {
-			return nil, err
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			return nil, os.NewSyscallError("pipe2", err)
 		}
-		c.errOut = o
-		errFD = o.w
+		// Only superd's end is non-blocking: pipe ends are separate open
+		// file descriptions, so the child's stderr stays blocking. (One
+		// F_SETFL: a fresh read end has no other status flag to keep.)
+		unix.FcntlInt(uintptr(p[0]), unix.F_SETFL, unix.O_NONBLOCK)
+		c.errR, c.errW = p[0], p[1]
+		errFD = p[1]
 	}
 	if cfg.Pass == config.PassListenFDs {
 		files := make([]int, 0, 3+len(socks))
@@ -183,6 +192,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 	if err != nil {
 		svc.active--
 		svc.release(c.src)
+		c.dropStderr()
 		if pidfd >= 0 {
 			unix.Close(pidfd)
 		}
@@ -213,10 +223,18 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		var info unix.Siginfo
 		unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		c.dropStderr() // not watched yet: nothing else would close it
 		svc.activations++
 		svc.m.Instances.Inc()
 		c.ready(s, 0)
 		return
+	}
+	if c.errR >= 0 {
+		c.stderr = &stderrLog{c: c}
+		if err := s.watch(c.errR, unix.EPOLLIN, c.stderr); err != nil {
+			unix.Close(c.errR)
+			c.errR = -1
+		}
 	}
 	svc.activations++
 	svc.m.Activations.Inc()
@@ -258,11 +276,12 @@ func (c *child) ready(s *Server, _ uint32) {
 	if c.limit != nil {
 		c.limit.Stop()
 	}
-	if o := c.errOut; o != nil {
-		// Log what the child wrote before exiting now, so that it comes
-		// before the exit line.
-		o.drain(s)
-		o.flush(int32(c.pid))
+	c.closeErrW()
+	if c.stderr != nil {
+		// Log what the child wrote before exiting now, so it comes before
+		// the exit line; the pipe itself closes at EOF, which a
+		// grandchild still holding it may delay.
+		c.stderr.drain(s)
 	}
 	svc := c.svc
 	ran := time.Since(c.started)
@@ -320,6 +339,24 @@ func (svc *service) finished(src source, ran time.Duration, outcome string, fiel
 	svc.logger().Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
 }
 
+// closeErrW closes superd's copy of the stderr pipe's write end.
+func (c *child) closeErrW() {
+	if c.errW >= 0 {
+		unix.Close(c.errW)
+		c.errW = -1
+	}
+}
+
+// dropStderr closes both ends of a stderr pipe the loop does not watch (the
+// child never started, or cannot be watched).
+func (c *child) dropStderr() {
+	c.closeErrW()
+	if c.errR >= 0 {
+		unix.Close(c.errR)
+		c.errR = -1
+	}
+}
+
 // closeOwned closes superd's copies of what the child was handed.
 func (c *child) closeOwned() {
 	closeAll(c.owned)
@@ -361,4 +398,77 @@ func (c *child) stop(s *Server) {
 			}
 		})
 	})
+}
+
+// maxStderrLine bounds a buffered partial line: a child writing megabytes
+// without a newline gets it logged in pieces.
+const maxStderrLine = 4096
+
+// stderrLog turns a child's stderr into log lines tagged with service and
+// pid.
+type stderrLog struct {
+	c       *child
+	partial []byte
+}
+
+func (l *stderrLog) ready(s *Server, _ uint32) {
+	l.drain(s)
+}
+
+// maxStderrReads bounds the reads per readiness event: a child writing to
+// stderr faster than superd logs must not keep the loop from everything
+// else. The pipe stays readable, so epoll comes back to it.
+const maxStderrReads = 16
+
+// drain reads (a bounded amount of) what the pipe holds and logs complete
+// lines; at EOF it logs the rest and closes the pipe.
+func (l *stderrLog) drain(s *Server) {
+	c := l.c
+	if c.errR < 0 {
+		return
+	}
+	var buf [4096]byte
+	eof := false
+	for i := 0; i < maxStderrReads; i++ {
+		n, err := unix.Read(c.errR, buf[:])
+		if n > 0 {
+			l.partial = append(l.partial, buf[:n]...)
+			l.emit(false)
+			continue
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		eof = err == nil // n == 0: every writer closed
+		break
+	}
+	if eof {
+		l.emit(true)
+		s.unwatch(c.errR)
+		unix.Close(c.errR)
+		c.errR = -1
+	}
+}
+
+func (l *stderrLog) emit(all bool) {
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			if len(l.partial) >= maxStderrLine || (all && len(l.partial) > 0) {
+				i = len(l.partial)
+			} else {
+				return
+			}
+		}
+		line := l.partial[:i]
+		l.c.svc.logger().Info("stderr", zap.Int("pid", l.c.pid), zap.ByteString("line", bytes.TrimRight(line, "\r")))
+		if i < len(l.partial) {
+			i++
+		}
+		l.partial = l.partial[i:]
+		if len(l.partial) == 0 {
+			l.partial = nil
+			return
+		}
+	}
 }

@@ -3,9 +3,8 @@
 //
 // Invariants:
 //   - One goroutine, the loop (Server.Run), owns every fd that matters: the
-//     epoll instance, every listening socket, every child's pidfd, every
-//     service's stderr socket, and the eventfd through which the rest of the
-//     program reaches it.
+//     epoll instance, every listening socket, every child's pidfd and stderr
+//     pipe, and the eventfd through which the rest of the program reaches it.
 //     Other goroutines never touch those fds; they post closures to the loop
 //     (Server.post), which runs them between events.
 //   - The loop blocks only in epoll_wait, and in a fork when nothing else

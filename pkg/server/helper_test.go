@@ -200,28 +200,6 @@ func runHelper(name string, args []string) int {
 		}
 		fmt.Fprintln(os.Stdout, "done")
 		return 3
-	case "stderr-script":
-		// Say the pid, then follow commands from the client, one per
-		// line, answering "ok" after each: "w TEXT" writes TEXT to
-		// stderr without a newline (`\n` in TEXT stands for one), "shut"
-		// shuts fd 2 down for writing, "exit" exits 0.
-		fmt.Fprintf(os.Stdout, "%d\n", os.Getpid())
-		in := bufio.NewScanner(os.Stdin)
-		for in.Scan() {
-			cmd, arg, _ := strings.Cut(in.Text(), " ")
-			switch cmd {
-			case "w":
-				os.Stderr.WriteString(strings.ReplaceAll(arg, `\n`, "\n"))
-			case "shut":
-				if err := unix.Shutdown(2, unix.SHUT_WR); err != nil {
-					return 4
-				}
-			case "exit":
-				return 0
-			}
-			fmt.Fprintln(os.Stdout, "ok")
-		}
-		return 0
 	case "hold":
 		// Say the pid, then hold the connection until the client closes
 		// it; exit 0 on EOF, or 7 on SIGTERM after saying "term".

@@ -107,9 +107,6 @@ func (s *Server) apply(cfg *config.Config) {
 		closed++
 	}
 	for name, svc := range oldByName {
-		if svc.errOut != nil {
-			svc.errOut.retire()
-		}
 		svc.setState(StateDisabled)
 		if svc.active == 0 {
 			s.m.Forget(name)
@@ -150,16 +147,6 @@ func (svc *service) adopt(prev *service) {
 		svc.rate = prev.rate
 		if prev.state == StatePaused && time.Now().Before(prev.rateUntil) {
 			svc.rateUntil = prev.rateUntil
-		}
-	}
-	// Its children's stderr goes on being read; new children write to the
-	// same pair if the service still logs stderr.
-	if o := prev.errOut; o != nil {
-		if svc.cfg.Stderr == config.StderrLog && len(svc.cfg.Exec) > 0 {
-			prev.errOut = nil
-			svc.errOut, o.svc = o, svc
-		} else {
-			o.retire()
 		}
 	}
 }

@@ -57,9 +57,6 @@ type Server struct {
 	services []*service
 	children map[int]*child // by pidfd
 	sessions map[*session]struct{}
-	// stderrs are the open stderr socket pairs (stderr: log), those of
-	// services gone in a reload included until their writers are done.
-	stderrs map[*stderrOut]struct{}
 	// dgram and reply are the UDP built-ins' buffers, made on first use.
 	dgram, reply []byte
 	// builtinPorts are the ports superd's own built-ins listen on.
@@ -115,7 +112,6 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		watched:  make(map[int]watcher),
 		children: make(map[int]*child),
 		sessions: make(map[*session]struct{}),
-		stderrs:  make(map[*stderrOut]struct{}),
 		events:   make([]unix.EpollEvent, 128),
 		stopped:  make(chan struct{}),
 		epfd:     -1,
@@ -208,9 +204,6 @@ func (s *Server) finish() {
 }
 
 func (s *Server) closeCore() {
-	for o := range s.stderrs {
-		o.close(s)
-	}
 	if s.pool != nil {
 		s.pool.stop()
 		s.pool = nil

@@ -86,16 +86,13 @@ services:
 	if got := strings.Join(r.Args, " "); got != "my-report superd-helper report extra-arg" {
 		t.Errorf("argv = %q", got)
 	}
-	// fd 0 and 1 are the connection, fd 2 the service's stderr socket,
-	// and nothing of superd's (or the test's) leaked.
-	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "socket"}; !sameMap(got, want) {
+	// fd 0 and 1 are the connection, fd 2 the stderr pipe, and nothing
+	// of superd's (or the test's) leaked.
+	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "pipe"}; !sameMap(got, want) {
 		t.Errorf("child fds = %v, want %v", r.FDs, want)
 	}
 	if r.FDs[0] != r.FDs[1] {
 		t.Errorf("fd 0 (%s) and fd 1 (%s) are not the same connection", r.FDs[0], r.FDs[1])
-	}
-	if r.FDs[2] == r.FDs[0] {
-		t.Errorf("fd 2 (%s) is the connection, want the stderr socket", r.FDs[2])
 	}
 	if r.NonBlock[0] {
 		t.Error("the connection reached the child in non-blocking mode")
@@ -154,7 +151,7 @@ services:
     exec: ["{{BIN}}", "superd-helper", "report-fd3"]
 `)
 	r, _ := dialReport(t, "tcp", "127.0.0.1:"+itoa(port))
-	if got, want := fdKinds(r.FDs), map[int]string{0: "null", 1: "null", 2: "socket", 3: "socket"}; !sameMap(got, want) {
+	if got, want := fdKinds(r.FDs), map[int]string{0: "null", 1: "null", 2: "pipe", 3: "socket"}; !sameMap(got, want) {
 		t.Errorf("child fds = %v, want %v", r.FDs, want)
 	}
 	if r.Env["LISTEN_FDS"] != "1" || r.Env["LISTEN_FDNAMES"] != "connection" || r.Env["LISTEN_PID"] != itoa(r.PID) {
@@ -190,7 +187,7 @@ services:
 	if r.Env["LISTEN_FDS"] != "2" || r.Env["LISTEN_PID"] != itoa(r.PID) || r.Env["LISTEN_FDNAMES"] != "web:web" {
 		t.Errorf("LISTEN_FDS=%q LISTEN_PID=%q (pid %d) LISTEN_FDNAMES=%q", r.Env["LISTEN_FDS"], r.Env["LISTEN_PID"], r.PID, r.Env["LISTEN_FDNAMES"])
 	}
-	if got, want := fdKinds(r.FDs), map[int]string{0: "null", 1: "null", 2: "socket", 3: "socket", 4: "socket"}; !sameMap(got, want) {
+	if got, want := fdKinds(r.FDs), map[int]string{0: "null", 1: "null", 2: "pipe", 3: "socket", 4: "socket"}; !sameMap(got, want) {
 		t.Errorf("child fds = %v, want %v", r.FDs, want)
 	}
 	if r.NonBlock[3] || r.NonBlock[4] {
@@ -231,7 +228,7 @@ services:
     exec: ["{{BIN}}", "superd-helper", "stdio-accept"]
 `)
 	r, _ := dialReport(t, "tcp", "127.0.0.1:"+itoa(port))
-	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "socket"}; !sameMap(got, want) {
+	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "pipe"}; !sameMap(got, want) {
 		t.Errorf("child fds = %v, want %v", r.FDs, want)
 	}
 	if _, ok := r.Env["LISTEN_FDS"]; ok {
@@ -380,7 +377,7 @@ services:
 		t.Errorf("cwd = %q, want %q", r.Cwd, dir)
 	}
 	// The launcher adds no fd and no variable of its own.
-	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "socket"}; !sameMap(got, want) {
+	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "pipe"}; !sameMap(got, want) {
 		t.Errorf("child fds = %v, want %v", r.FDs, want)
 	}
 	var names []string

@@ -82,9 +82,6 @@ type service struct {
 	// replacedBy is the service of the same name a reload put in this
 	// one's place; children and pending spawns follow it.
 	replacedBy *service
-	// errOut is the stderr socket pair of its children (stderr: log),
-	// made at the first spawn.
-	errOut *stderrOut
 	// backoff is the next wait-mode back-off; 0 after a healthy run.
 	backoff time.Duration
 	m       *metrics.Service

@@ -141,6 +141,7 @@ type isolation struct {
 func (p *spawnPool) stop() {
 	for _, j := range p.waiting {
 		j.c.closeOwned()
+		j.c.dropStderr()
 	}
 	p.waiting = nil
 	// A spawner's recvmsg sees EOF once the loop's end is closed and the
@@ -301,12 +302,14 @@ func (p *spawnPool) spawner(isolated chan<- isolation, private bool) {
 		r.started = time.Now()
 		closeAll(got)
 		if !p.post(j, r) {
-			// The loop has ended: nobody will wait for this child.
+			// The loop has ended: nobody will wait for this child, or
+			// close its stderr pipe.
 			if r.err == nil {
 				unix.Kill(r.pid, unix.SIGKILL)
 				var ws unix.WaitStatus
 				unix.Wait4(r.pid, &ws, 0, nil)
 			}
+			j.c.dropStderr()
 		}
 	}
 }

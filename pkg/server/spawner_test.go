@@ -73,7 +73,7 @@ services:
 		t.Fatal("no spawner has a private fd table")
 	}
 	r, _ := dialReport(t, "tcp", "127.0.0.1:"+itoa(port))
-	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "socket"}; !sameMap(got, want) {
+	if got, want := fdKinds(r.FDs), map[int]string{0: "socket", 1: "socket", 2: "pipe"}; !sameMap(got, want) {
 		t.Errorf("child fds = %v, want %v", r.FDs, want)
 	}
 	h.waitExits("rep", 1)
