@@ -2,41 +2,125 @@ package metrics
 
 import (
 	"math"
+	"slices"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
-// The per-service families of SPEC §4. Their names, help texts and labels
-// are part of superd's interface: dashboards and alerts use them.
-var (
-	activationsDesc = prometheus.NewDesc("superd_activations_total",
-		"Children started, per service.",
-		[]string{"service"}, nil)
-	acceptedDesc = prometheus.NewDesc("superd_connections_accepted_total",
-		"Connections accepted by superd (accept mode), per service.",
-		[]string{"service"}, nil)
-	rejectedDesc = prometheus.NewDesc("superd_connections_rejected_total",
-		"Connections or activations refused, per service and reason.",
-		[]string{"service", "reason"}, nil)
-	instancesDesc = prometheus.NewDesc("superd_instances",
-		"Children running now, per service.",
-		[]string{"service"}, nil)
-	exitsDesc = prometheus.NewDesc("superd_child_exits_total",
-		"Children that exited, per service and outcome (success, failure, signal, stopped).",
-		[]string{"service", "outcome"}, nil)
-	durationDesc = prometheus.NewDesc("superd_child_duration_seconds",
-		"How long children ran, per service.",
-		[]string{"service"}, nil)
-	spawnDesc = prometheus.NewDesc("superd_spawn_seconds",
-		"Time from a socket being ready (a connection accepted, or a wait-mode socket readable) to the child running.",
-		[]string{"service"}, nil)
-	upDesc = prometheus.NewDesc("superd_service_up",
-		"1 while the service listens; 0 while it is failed, disabled or paused.",
-		[]string{"service"}, nil)
-)
+// family is one per-service family of SPEC §4. Its name, help text and
+// labels are part of superd's interface: dashboards and alerts use them.
+type family struct {
+	name, help string
+	typ        dto.MetricType
+	desc       *prometheus.Desc
+	// values are the values of the family's second label (reason,
+	// outcome), in the order a scrape lists them (sorted); nil for a
+	// family labelled by service only.
+	values []string
+	// metric is service s's series for label value v; false when s
+	// exposes none (yet).
+	metric func(s *Service, v string) (prometheus.Metric, bool)
+}
+
+func newFamily(name, help string, typ dto.MetricType, label string, values []string,
+	metric func(f *family, s *Service, v string) (prometheus.Metric, bool)) *family {
+	labels := []string{"service"}
+	if label != "" {
+		labels = append(labels, label)
+	}
+	f := &family{name: name, help: help, typ: typ, desc: prometheus.NewDesc(name, help, labels, nil)}
+	if values != nil {
+		f.values = slices.Sorted(slices.Values(values))
+	}
+	f.metric = func(s *Service, v string) (prometheus.Metric, bool) { return metric(f, s, v) }
+	return f
+}
+
+// counter and gauge are const metrics of s for f, or false if invalid
+// (which a validated service name never is).
+func (f *family) counter(s *Service, n uint64, labels ...string) (prometheus.Metric, bool) {
+	m, err := prometheus.NewConstMetricWithCreatedTimestamp(f.desc, prometheus.CounterValue, float64(n), time.Unix(0, s.created), labels...)
+	return m, err == nil
+}
+
+func (f *family) gauge(s *Service, v float64) (prometheus.Metric, bool) {
+	m, err := prometheus.NewConstMetric(f.desc, prometheus.GaugeValue, v, s.name)
+	return m, err == nil
+}
+
+func (f *family) histogram(s *Service, h *histogram) (prometheus.Metric, bool) {
+	if h == nil {
+		return nil, false
+	}
+	m, err := h.metric(f.desc, time.Unix(0, s.created), s.name)
+	return m, err == nil
+}
+
+// families are the per-service families, sorted by name.
+var families = []*family{
+	newFamily("superd_activations_total", "Children started, per service.",
+		dto.MetricType_COUNTER, "", nil,
+		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
+			return f.counter(s, s.Activations.n.Load(), s.name)
+		}),
+	newFamily("superd_child_duration_seconds", "How long children ran, per service.",
+		dto.MetricType_HISTOGRAM, "", nil,
+		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
+			return f.histogram(s, s.childDuration.Load())
+		}),
+	newFamily("superd_child_exits_total", "Children that exited, per service and outcome (success, failure, signal, stopped).",
+		dto.MetricType_COUNTER, "outcome", Outcomes,
+		func(f *family, s *Service, v string) (prometheus.Metric, bool) {
+			i := outcomeIndex(v)
+			if n := s.exits[i].Load(); n > 0 || eagerOutcome[i] {
+				return f.counter(s, n, s.name, v)
+			}
+			return nil, false
+		}),
+	newFamily("superd_connections_accepted_total", "Connections accepted by superd (accept mode), per service.",
+		dto.MetricType_COUNTER, "", nil,
+		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
+			return f.counter(s, s.Accepted.n.Load(), s.name)
+		}),
+	newFamily("superd_connections_rejected_total", "Connections or activations refused, per service and reason.",
+		dto.MetricType_COUNTER, "reason", Reasons,
+		func(f *family, s *Service, v string) (prometheus.Metric, bool) {
+			i := reasonIndex(v)
+			if n := s.rejected[i].Load(); n > 0 || eagerReason[i] {
+				return f.counter(s, n, s.name, v)
+			}
+			return nil, false
+		}),
+	newFamily("superd_instances", "Children running now, per service.",
+		dto.MetricType_GAUGE, "", nil,
+		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
+			return f.gauge(s, s.Instances.value())
+		}),
+	newFamily("superd_service_up", "1 while the service listens; 0 while it is failed, disabled or paused.",
+		dto.MetricType_GAUGE, "", nil,
+		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
+			return f.gauge(s, s.Up.value())
+		}),
+	newFamily("superd_spawn_seconds", "Time from a socket being ready (a connection accepted, or a wait-mode socket readable) to the child running.",
+		dto.MetricType_HISTOGRAM, "", nil,
+		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
+			return f.histogram(s, s.spawnSeconds.Load())
+		}),
+}
+
+// labelValues are f's second-label values to iterate, or one empty value
+// for a family labelled by service only.
+func (f *family) labelValues() []string {
+	if f.values == nil {
+		return []string{""}
+	}
+	return f.values
+}
 
 // eagerReason and eagerOutcome say, per index of Reasons and Outcomes,
 // whether that series is exposed before its first event.
@@ -141,65 +225,35 @@ type serviceSet struct {
 
 // Describe implements prometheus.Collector.
 func (ss *serviceSet) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{activationsDesc, acceptedDesc, rejectedDesc, instancesDesc, exitsDesc, durationDesc, spawnDesc, upDesc} {
-		ch <- d
+	for _, f := range families {
+		ch <- f.desc
 	}
 }
 
-// Collect implements prometheus.Collector. It holds the lock only to list
-// the services, so a slow scrape never holds up a reload in the loop.
+// Collect implements prometheus.Collector.
 func (ss *serviceSet) Collect(ch chan<- prometheus.Metric) {
+	svcs := ss.sorted()
+	for _, f := range families {
+		for _, v := range f.labelValues() {
+			for _, s := range svcs {
+				if m, ok := f.metric(s, v); ok {
+					ch <- m
+				}
+			}
+		}
+	}
+}
+
+// sorted lists the services by name, the order of a scrape. It holds the
+// lock only to list them, so a slow scrape never holds up a reload in the
+// loop.
+func (ss *serviceSet) sorted() []*Service {
 	ss.mu.Lock()
 	svcs := make([]*Service, 0, len(ss.byName))
 	for _, s := range ss.byName {
 		svcs = append(svcs, s)
 	}
 	ss.mu.Unlock()
-	for _, s := range svcs {
-		s.collect(ch)
-	}
-}
-
-// collect sends every exposed series of s.
-func (s *Service) collect(ch chan<- prometheus.Metric) {
-	ct := time.Unix(0, s.created)
-	send := func(desc *prometheus.Desc, m prometheus.Metric, err error) {
-		if err != nil {
-			// Not a panic in the scrape: the rest of the scrape is still
-			// worth having.
-			m = prometheus.NewInvalidMetric(desc, err)
-		}
-		ch <- m
-	}
-	counter := func(desc *prometheus.Desc, n uint64, labels ...string) {
-		m, err := prometheus.NewConstMetricWithCreatedTimestamp(desc, prometheus.CounterValue, float64(n), ct, labels...)
-		send(desc, m, err)
-	}
-	gauge := func(desc *prometheus.Desc, v float64) {
-		m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, v, s.name)
-		send(desc, m, err)
-	}
-
-	counter(activationsDesc, s.Activations.n.Load(), s.name)
-	counter(acceptedDesc, s.Accepted.n.Load(), s.name)
-	for i, reason := range Reasons {
-		if n := s.rejected[i].Load(); n > 0 || eagerReason[i] {
-			counter(rejectedDesc, n, s.name, reason)
-		}
-	}
-	for i, outcome := range Outcomes {
-		if n := s.exits[i].Load(); n > 0 || eagerOutcome[i] {
-			counter(exitsDesc, n, s.name, outcome)
-		}
-	}
-	gauge(instancesDesc, s.Instances.value())
-	gauge(upDesc, s.Up.value())
-	if h := s.spawnSeconds.Load(); h != nil {
-		m, err := h.metric(spawnDesc, ct, s.name)
-		send(spawnDesc, m, err)
-	}
-	if h := s.childDuration.Load(); h != nil {
-		m, err := h.metric(durationDesc, ct, s.name)
-		send(durationDesc, m, err)
-	}
+	sort.Slice(svcs, func(i, j int) bool { return svcs[i].name < svcs[j].name })
+	return svcs
 }

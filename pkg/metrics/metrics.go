@@ -53,7 +53,11 @@ var durationBuckets = []float64{
 // may configure thousands of services. Each service is instead a few words
 // of plain state, turned into const metrics only while a scrape runs.
 type Metrics struct {
+	// Registry holds every family; /metrics serves the same, streaming
+	// the per-service ones (serveMetrics).
 	Registry *prometheus.Registry
+	// others is Registry without the per-service families.
+	others *prometheus.Registry
 
 	ReloadSuccessful     prometheus.Gauge
 	ReloadSuccessSeconds prometheus.Gauge
@@ -67,6 +71,7 @@ func New(version string) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: reg,
+		others:   prometheus.NewRegistry(),
 		ReloadSuccessful: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "superd_config_last_reload_successful",
 			Help: "1 if the last configuration load succeeded, else 0.",
@@ -83,12 +88,13 @@ func New(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
-	reg.MustRegister(
-		&m.services,
+	others := []prometheus.Collector{
 		m.ReloadSuccessful, m.ReloadSuccessSeconds, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	}
+	m.others.MustRegister(others...)
+	reg.MustRegister(append(others, &m.services)...)
 	return m
 }
 
