@@ -200,6 +200,40 @@ func runHelper(name string, args []string) int {
 		}
 		fmt.Fprintln(os.Stdout, "done")
 		return 3
+	case "stderr-script":
+		// Say the pid, then follow commands from the client, one per
+		// line, answering "ok" after each: "w TEXT" writes TEXT to
+		// stderr without a newline (`\n` in TEXT stands for one),
+		// "nonblock" makes fd 2 non-blocking, "blocking?" answers "yes" or
+		// "no" for fd 2 instead of "ok", "exit" exits 0.
+		fmt.Fprintf(os.Stdout, "%d\n", os.Getpid())
+		in := bufio.NewScanner(os.Stdin)
+		for in.Scan() {
+			cmd, arg, _ := strings.Cut(in.Text(), " ")
+			switch cmd {
+			case "w":
+				os.Stderr.WriteString(strings.ReplaceAll(arg, `\n`, "\n"))
+			case "nonblock":
+				if err := unix.SetNonblock(2, true); err != nil {
+					return 4
+				}
+			case "blocking?":
+				fl, err := unix.FcntlInt(2, unix.F_GETFL, 0)
+				if err != nil {
+					return 4
+				}
+				if fl&unix.O_NONBLOCK == 0 {
+					fmt.Fprintln(os.Stdout, "yes")
+				} else {
+					fmt.Fprintln(os.Stdout, "no")
+				}
+				continue
+			case "exit":
+				return 0
+			}
+			fmt.Fprintln(os.Stdout, "ok")
+		}
+		return 0
 	case "hold":
 		// Say the pid, then hold the connection until the client closes
 		// it; exit 0 on EOF, or 7 on SIGTERM after saying "term".
