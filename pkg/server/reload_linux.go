@@ -95,7 +95,7 @@ func (s *Server) apply(cfg *config.Config) {
 			delete(oldSocks, keyOf(sc))
 			return sk.fd, true
 		})
-		if d := time.Until(svc.rateUntil); d > 0 && svc.state == StateListening {
+		if d := time.Until(svc.rate.PausedUntil()); d > 0 && svc.state == StateListening {
 			svc.pauseFor(s, d, "rate limit pause goes on after the reload", nil)
 		}
 	}
@@ -145,9 +145,6 @@ func (svc *service) adopt(prev *service) {
 	// — a back-off, a shortage of fds — end: the reload may be the fix.)
 	if prev.rate != nil && svc.rate != nil && *prev.cfg.RateLimit == *svc.cfg.RateLimit {
 		svc.rate = prev.rate
-		if prev.state == StatePaused && time.Now().Before(prev.rateUntil) {
-			svc.rateUntil = prev.rateUntil
-		}
 	}
 }
 

@@ -278,16 +278,16 @@ services:
 func TestReloadKeepsARateLimitPauseWhileTheLimitStands(t *testing.T) {
 	port := freePort(t, "tcp")
 	addr := "127.0.0.1:" + itoa(port)
-	limited := func(max int) string {
+	limited := func(max int, pause string) string {
 		return `
 services:
   limited:
     listen: tcp://` + addr + `
-    rate_limit: {max: ` + itoa(max) + `, per: 1m, pause: 1h}
+    rate_limit: {max: ` + itoa(max) + `, per: 1m, pause: ` + pause + `}
     exec: ["{{BIN}}", "superd-helper", "stderr"]
 `
 	}
-	h := start(t, limited(2))
+	h := start(t, limited(2, "1h"))
 	state := func() string {
 		t.Helper()
 		st, err := h.srv.Status(time.Second)
@@ -296,19 +296,27 @@ services:
 		}
 		return st[0].State
 	}
-	for i := 0; i < 2; i++ {
-		if got := dialRead(t, "tcp", addr); got != "done\n" {
-			t.Fatalf("activation %d: %q", i, got)
+	// pauseIt uses up the window; the refused connection pauses the
+	// service. It returns when that happened.
+	pauseIt := func() time.Time {
+		t.Helper()
+		for i := 0; i < 2; i++ {
+			if got := dialRead(t, "tcp", addr); got != "done\n" {
+				t.Fatalf("activation %d: %q", i, got)
+			}
 		}
+		at := time.Now()
+		if got := dialRead(t, "tcp", addr); got != "" {
+			t.Fatalf("third activation answered %q, want a refusal", got)
+		}
+		if got := state(); got != "paused" {
+			t.Fatalf("state = %s, want paused", got)
+		}
+		return at
 	}
-	if got := dialRead(t, "tcp", addr); got != "" {
-		t.Fatalf("third activation answered %q, want a refusal", got)
-	}
-	if got := state(); got != "paused" {
-		t.Fatalf("state = %s, want paused", got)
-	}
+	pauseIt()
 	// The same limit: the hour's pause goes on.
-	h.reloadTo(limited(2))
+	h.reloadTo(limited(2, "1h"))
 	if got := state(); got != "paused" {
 		t.Errorf("state after a reload with the same rate_limit = %s, want paused", got)
 	}
@@ -316,11 +324,21 @@ services:
 		t.Errorf("superd_service_up after the reload = %v, want 0", got)
 	}
 	// A new limit: the pause ends, and the window starts afresh.
-	h.reloadTo(limited(5))
+	h.reloadTo(limited(2, "700ms"))
 	if got := state(); got != "listening" {
 		t.Errorf("state after a reload with a new rate_limit = %s, want listening", got)
 	}
-	if got := dialRead(t, "tcp", addr); got != "done\n" {
-		t.Errorf("after the new limit: %q", got)
+
+	// A pause carried over ends when it would have: a client that
+	// connects after the reload waits in the backlog until then.
+	begin := pauseIt()
+	h.reloadTo(limited(2, "700ms"))
+	got := dialRead(t, "tcp", addr)
+	waited := time.Since(begin)
+	if got != "done\n" {
+		t.Errorf("connection made during the carried pause got %q", got)
+	}
+	if waited < 600*time.Millisecond {
+		t.Errorf("served %v after the pause began, before its 700ms ended", waited)
 	}
 }

@@ -96,8 +96,6 @@ type service struct {
 	times     access.Times
 	perSource *access.SourceCounter
 	rate      *access.RateLimiter
-	// rateUntil is when the rate limit's pause ends, while it lasts.
-	rateUntil time.Time
 	// refusals rate-limits refusal log lines, so a flood cannot fill the
 	// disk: at most one line a second, saying how many it stood for.
 	lastRefusalLog time.Time
@@ -406,7 +404,6 @@ func (svc *service) allowRate(s *Server, now time.Time) bool {
 	}
 	ok, until := svc.rate.Allow(now)
 	if !ok && svc.state != StatePaused {
-		svc.rateUntil = until
 		svc.pauseFor(s, until.Sub(now), "rate limit exceeded; pausing", nil)
 	}
 	return ok
