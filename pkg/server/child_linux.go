@@ -267,8 +267,7 @@ func (c *child) ready(s *Server, _ uint32) {
 	if err == unix.EINTR || (err == nil && pid == 0) {
 		return // not gone yet; the pidfd stays readable until it is
 	}
-	s.unwatch(c.pidfd)
-	unix.Close(c.pidfd)
+	s.closeWatched(c.pidfd)
 	delete(s.children, c.pidfd)
 	if c.killTimer != nil {
 		c.killTimer.Stop()
@@ -444,8 +443,7 @@ func (l *stderrLog) drain(s *Server) {
 	}
 	if eof {
 		l.emit(true)
-		s.unwatch(c.errR)
-		unix.Close(c.errR)
+		s.closeWatched(c.errR)
 		c.errR = -1
 	}
 }

@@ -364,6 +364,18 @@ func (s *Server) watch(fd int, events uint32, w watcher) error {
 	return nil
 }
 
+// closeWatched closes fd, a pidfd or stderr pipe end that only superd
+// holds. Closing the last descriptor of a file takes it out of the epoll
+// set, so it costs no EPOLL_CTL_DEL: two system calls fewer per
+// connection. (A fork from a spawner sharing superd's fd table holds a
+// copy until its exec; an event the copy keeps alive meanwhile finds no
+// watcher, or a new one for a reused number, and every watcher tolerates
+// a readiness that turns out to be nothing.)
+func (s *Server) closeWatched(fd int) {
+	delete(s.watched, fd)
+	unix.Close(fd)
+}
+
 // unwatch removes fd from the epoll set; it does not close it.
 func (s *Server) unwatch(fd int) {
 	if _, ok := s.watched[fd]; !ok {
