@@ -21,26 +21,33 @@ import (
 var exposeChunk = 256
 
 // serveMetrics is /metrics: what promhttp.HandlerFor(m.Registry,
-// HandlerOpts{EnableOpenMetrics: true}) serves, byte for byte, but written
-// as it is built. The families that are not per service (Go runtime,
-// process, build and reload information) go through client_golang's
-// registry and encoder as they are; the per-service families are built a
-// chunk of services at a time with the same const metrics and written with
-// the same encoder.
+// HandlerOpts{EnableOpenMetrics: true}) serves (tests compare the two),
+// but for the text formats written as it is built. The families that are
+// not per service (Go runtime, process, build and reload information) go
+// through client_golang's registry and encoder as they are; the
+// per-service families are built a chunk of services at a time with the
+// same const metrics and written with the same encoder. A client asking
+// for protobuf (Prometheus does first when native histograms are on) gets
+// promhttp itself: a family there is one message, which chunks would
+// split.
 func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
+	if t := format.FormatType(); t != expfmt.TypeTextPlain && t != expfmt.TypeOpenMetrics {
+		m.whole.ServeHTTP(w, r)
+		return
+	}
 	others, err := m.others.Gather()
 	if err != nil {
 		// As promhttp's default (HTTPErrorOnError).
 		http.Error(w, "An error has occurred while serving metrics:\n\n"+err.Error(), http.StatusInternalServerError)
 		return
 	}
-	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultOpenMetricsAcceptedFormats()...)
 	h := w.Header()
 	h.Add("Vary", "Accept")
 	h.Add("Vary", "Accept-Encoding")
 	h.Set("Content-Type", string(format))
 	out := io.Writer(w)
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+	if contentEncoding(r.Header.Get("Accept-Encoding")) == "gzip" {
 		h.Set("Content-Encoding", "gzip")
 		gz := gzip.NewWriter(w)
 		defer gz.Close()
@@ -140,24 +147,31 @@ func withoutComments(b []byte) []byte {
 	return b
 }
 
-// acceptsGzip says whether an Accept-Encoding header accepts gzip (with a
-// quality above 0, or through "*").
-func acceptsGzip(header string) bool {
-	for _, part := range strings.Split(header, ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		coding = strings.ToLower(strings.TrimSpace(coding))
-		if coding != "gzip" && coding != "*" {
-			continue
-		}
-		q := 1.0
-		if k, v, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.TrimSpace(k) == "q" {
-			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-				q = f
+// contentEncoding chooses "identity" or "gzip" for an Accept-Encoding
+// header as promhttp does: the coding (or "*") with the highest quality,
+// identity on a tie, names compared as written.
+func contentEncoding(header string) string {
+	best, bestQ := "identity", -1.0
+	for _, offer := range []string{"identity", "gzip"} {
+		for _, part := range strings.Split(header, ",") {
+			coding, params, _ := strings.Cut(part, ";")
+			coding = strings.TrimSpace(coding)
+			if coding == "" || (coding != "*" && coding != offer) {
+				continue
+			}
+			q := 1.0
+			if k, v, ok := strings.Cut(params, "="); ok && strings.TrimSpace(k) == "q" {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
+			}
+			if q > bestQ {
+				best, bestQ = offer, q
 			}
 		}
-		if q > 0 {
-			return true
-		}
 	}
-	return false
+	if bestQ == 0 {
+		return "identity" // nothing acceptable: promhttp then sends it as is
+	}
+	return best
 }

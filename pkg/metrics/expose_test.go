@@ -2,40 +2,20 @@ package metrics
 
 import (
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 )
-
-// populated is a Metrics with services in no particular order, each with
-// a different mix of events, so that every per-service family has series
-// in several chunks.
-func populated() *Metrics {
-	m := New("test")
-	for i := 0; i < 23; i++ {
-		s := m.ForService("svc-" + strconv.Itoa((i*7)%23))
-		for k := 0; k < i; k++ {
-			s.Activations.Inc()
-		}
-		if i%2 == 0 {
-			s.Accepted.Inc()
-			s.Up.Set(1)
-			s.ObserveSpawn(float64(i) * 1e-4)
-		}
-		if i%3 == 0 {
-			s.Instances.Inc()
-			s.Rejected(Reasons[i%len(Reasons)])
-			s.ObserveDuration(float64(i))
-		}
-		s.Exited(Outcomes[i%len(Outcomes)])
-	}
-	return m
-}
 
 // scrape GETs path from h with the given Accept and Accept-Encoding.
 func scrape(t *testing.T, h http.Handler, path, accept, encoding string) (string, http.Header) {
@@ -80,38 +60,174 @@ func stable(body string) string {
 	return strings.Join(keep, "\n")
 }
 
+// populatedN is a Metrics with n services, each with a different mix of
+// events.
+func populatedN(n int) *Metrics {
+	m := New("test")
+	for i := 0; i < n; i++ {
+		s := m.ForService("svc-" + strconv.Itoa((i*7)%max(n, 1)))
+		for k := 0; k < i; k++ {
+			s.Activations.Inc()
+		}
+		if i%2 == 0 {
+			s.Accepted.Inc()
+			s.Up.Set(1)
+			s.ObserveSpawn(float64(i) * 1e-4)
+		}
+		if i%3 == 0 {
+			s.Instances.Inc()
+			s.Rejected(Reasons[i%len(Reasons)])
+			s.ObserveDuration(float64(i))
+		}
+		s.Exited(Outcomes[i%len(Outcomes)])
+	}
+	return m
+}
+
+// acceptHeaders are Accept headers a scraper may send.
+var acceptHeaders = []string{
+	"", // text
+	"text/plain;version=0.0.4",
+	"text/plain;version=1.0.0;escaping=allow-utf-8",
+	"application/openmetrics-text;version=1.0.0",
+	"application/openmetrics-text;version=0.0.1;escaping=dots",
+	// What Prometheus sends by default, and with native histograms on
+	// (protobuf first).
+	"application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+	"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,application/openmetrics-text;version=1.0.0;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+	"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text",
+}
+
 func TestStreamedScrapeMatchesPromhttp(t *testing.T) {
 	defer func(n int) { exposeChunk = n }(exposeChunk)
-	exposeChunk = 4 // many chunks per family
-	m := populated()
-	ours := m.Handler(nil)
-	ref := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
-	for _, accept := range []string{
-		"", // text
-		"text/plain;version=0.0.4",
-		"application/openmetrics-text;version=1.0.0",
-		// What Prometheus sends.
-		"application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
-	} {
-		got, gh := scrape(t, ours, "/metrics", accept, "")
-		want, wh := scrape(t, ref, "/metrics", accept, "")
-		if gh.Get("Content-Type") != wh.Get("Content-Type") {
-			t.Errorf("Accept %q: Content-Type %q, promhttp %q", accept, gh.Get("Content-Type"), wh.Get("Content-Type"))
-		}
-		if stable(got) != stable(want) {
-			t.Errorf("Accept %q: exposition differs from promhttp's\n--- ours\n%s\n--- promhttp\n%s", accept, stable(got), stable(want))
-		}
-		if strings.Count(got, "# TYPE superd_child_exits") != 1 {
-			t.Errorf("Accept %q: a family is not one block:\n%s", accept, got)
-		}
-		if om := strings.Contains(accept, "openmetrics"); om != strings.HasSuffix(got, "# EOF\n") {
-			t.Errorf("Accept %q: ends %q", accept, got[max(0, len(got)-20):])
+	for _, chunk := range []int{1, 2, 3, 5, 256} {
+		for _, services := range []int{0, 1, 4, 8, 23} {
+			exposeChunk = chunk
+			m := populatedN(services)
+			ours := m.Handler(nil)
+			ref := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
+			for _, accept := range acceptHeaders {
+				what := fmt.Sprintf("chunk %d, %d services, Accept %q", chunk, services, accept)
+				got, gh := scrape(t, ours, "/metrics", accept, "")
+				want, wh := scrape(t, ref, "/metrics", accept, "")
+				for _, k := range []string{"Content-Type", "Content-Encoding"} {
+					if gh.Get(k) != wh.Get(k) {
+						t.Errorf("%s: %s %q, promhttp %q", what, k, gh.Get(k), wh.Get(k))
+					}
+				}
+				if !slices.Equal(gh.Values("Vary"), wh.Values("Vary")) {
+					t.Errorf("%s: Vary %q, promhttp %q", what, gh.Values("Vary"), wh.Values("Vary"))
+				}
+				format := expfmt.Format(gh.Get("Content-Type"))
+				if names := familyNames(t, got, format); !slices.Equal(names, familyNames(t, want, format)) {
+					t.Errorf("%s: families %v, promhttp %v", what, names, familyNames(t, want, format))
+				}
+				if t := format.FormatType(); t != expfmt.TypeTextPlain && t != expfmt.TypeOpenMetrics {
+					continue // protobuf: promhttp's own answer
+				}
+				if stable(got) != stable(want) {
+					t.Errorf("%s: exposition differs from promhttp's\n--- ours\n%s\n--- promhttp\n%s", what, stable(got), stable(want))
+				}
+				if om := format.FormatType() == expfmt.TypeOpenMetrics; om != strings.HasSuffix(got, "# EOF\n") {
+					t.Errorf("%s: ends %q", what, got[max(0, len(got)-20):])
+				}
+			}
 		}
 	}
 }
 
+// familyNames decodes body and lists its families in order, each once:
+// a family split in two would show twice.
+func familyNames(t *testing.T, body string, format expfmt.Format) []string {
+	t.Helper()
+	if format.FormatType() == expfmt.TypeOpenMetrics || format.FormatType() == expfmt.TypeTextPlain {
+		var names []string
+		for _, l := range strings.Split(body, "\n") {
+			if rest, ok := strings.CutPrefix(l, "# TYPE "); ok {
+				names = append(names, strings.Fields(rest)[0])
+			}
+		}
+		return names
+	}
+	if format.FormatType() != expfmt.TypeProtoDelim {
+		return nil // protobuf text formats: compared as promhttp's anyway
+	}
+	var names []string
+	dec := expfmt.NewDecoder(strings.NewReader(body), format)
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); err == io.EOF {
+			return names
+		} else if err != nil {
+			t.Fatalf("decoding %s: %v", format, err)
+		}
+		names = append(names, mf.GetName())
+	}
+}
+
+func TestFamiliesAreSortedByName(t *testing.T) {
+	// serveMetrics merges them with the gathered families by name.
+	for i := 1; i < len(families); i++ {
+		if families[i-1].name >= families[i].name {
+			t.Errorf("families: %s before %s", families[i-1].name, families[i].name)
+		}
+	}
+}
+
+func TestContentEncodingAsPromhttp(t *testing.T) {
+	m := populatedN(3)
+	ours := m.Handler(nil)
+	ref := promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
+	for _, enc := range []string{"", "gzip", "gzip;q=0.5, identity", "*;q=0.5, identity", "br, *", "GZIP", "gzip;q=0", "identity;q=0, gzip;q=0", "deflate, gzip;q=1.0, *;q=0.5"} {
+		_, gh := scrape(t, ours, "/metrics", "", enc)
+		_, wh := scrape(t, ref, "/metrics", "", enc)
+		if gh.Get("Content-Encoding") != wh.Get("Content-Encoding") {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, promhttp %q", enc, gh.Get("Content-Encoding"), wh.Get("Content-Encoding"))
+		}
+	}
+}
+
+// TestScrapeWhileServicesComeAndGo runs scrapes while services are added,
+// counted and forgotten (bounded: 50 scrapes); with -race it checks the
+// streaming path's locking.
+func TestScrapeWhileServicesComeAndGo(t *testing.T) {
+	defer func(n int) { exposeChunk = n }(exposeChunk)
+	exposeChunk = 3
+	m := populatedN(10)
+	h := m.Handler(nil)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			name := "churn-" + strconv.Itoa(i%7)
+			s := m.ForService(name)
+			s.Activations.Inc()
+			s.ObserveSpawn(1e-4)
+			s.Exited(OutcomeSuccess)
+			if i%2 == 1 {
+				m.Forget(name)
+			}
+		}
+	}()
+	for i := 0; i < 50; i++ {
+		body, hdr := scrape(t, h, "/metrics", "", "") // text: OpenMetrics names a counter without _total, so go_memstats_alloc_bytes shows twice there
+		if names := familyNames(t, body, expfmt.Format(hdr.Get("Content-Type"))); len(names) != len(slices.Compact(slices.Clone(names))) {
+			t.Fatalf("a family appears twice: %v", names)
+		}
+	}
+	close(done)
+	wg.Wait()
+}
+
 func TestStreamedScrapeGzipAndNameFilter(t *testing.T) {
-	m := populated()
+	m := populatedN(23)
 	h := m.Handler(nil)
 	plain, _ := scrape(t, h, "/metrics", "", "")
 	zipped, hdr := scrape(t, h, "/metrics", "", "gzip")

@@ -6,12 +6,14 @@
 package metrics
 
 import (
+	"net/http"
 	"runtime"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Rejection reasons for superd_connections_rejected_total.
@@ -58,6 +60,9 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	// others is Registry without the per-service families.
 	others *prometheus.Registry
+	// whole serves Registry as client_golang does, for the formats
+	// serveMetrics does not stream.
+	whole http.Handler
 
 	ReloadSuccessful     prometheus.Gauge
 	ReloadSuccessSeconds prometheus.Gauge
@@ -95,6 +100,7 @@ func New(version string) *Metrics {
 	}
 	m.others.MustRegister(others...)
 	reg.MustRegister(append(others, &m.services)...)
+	m.whole = promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true})
 	return m
 }
 
