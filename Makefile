@@ -26,6 +26,7 @@ help:
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make bench      superd vs the C floor, xinetd, openbsd-inetd, tcpserver, systemd-socket-activate"
 	@echo "make bench-scale / bench-multicore / bench-go   1-10,000 services / many cores / Go benchmarks"
+	@echo "make bench-kit  what bench-multicore needs on a machine without a registry (bench/README.md)"
 	@echo "make fuzz       run each fuzz target for FUZZTIME (default 30s)"
 
 build:
@@ -61,7 +62,7 @@ lint:
 # bench-multicore: the many-core mode (c=128, more load-generator threads);
 # bench-go: the Go benchmarks. BENCH_FLAGS adds driver flags, e.g.
 # BENCH_FLAGS='-idle=120s -rounds=5'.
-.PHONY: bench-deps bench-scale bench-multicore bench-go
+.PHONY: bench-deps bench-scale bench-multicore bench-go bench-kit
 BENCH_FLAGS ?=
 bench: build bench-deps
 	$(GO) run ./bench/cmd/bench $(BENCH_FLAGS)
@@ -71,6 +72,12 @@ bench-scale: build bench-deps
 
 bench-multicore: build bench-deps
 	$(GO) run ./bench/cmd/bench -mode=multicore $(BENCH_FLAGS)
+
+# bench-kit: the binaries and peers (with their libraries) a machine
+# without a registry, compiler or Go needs to run the driver; see
+# bench/README.md, "Many cores".
+bench-kit: build bench-deps
+	sh bench/kit.sh
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -30,6 +30,7 @@ type bench struct {
 
 	cores     int
 	multicore bool
+	kit       bool // -kit: peers from bench/.peers/kit first
 	threads   int
 	rounds    int
 	conc      []int
@@ -99,6 +100,8 @@ func main() {
 	sizesFlag := flag.String("scale-sizes", "1,1000,10000", "configured services in scale mode")
 	scaleOnly := flag.Bool("scale", false, "run only the scale mode (same as -only=scale)")
 	only := flag.String("only", "accept,wait,idle,scale", "phases to run: accept, wait, idle, scale")
+	prepare := flag.Bool("prepare", false, "build the C programs into bench/.build and stop (make bench-kit)")
+	flag.BoolVar(&e.kit, "kit", false, "run the peers from bench/.peers/kit (make bench-kit) even where they are installed")
 	serversFlag := flag.String("servers", "", "servers to run (default: every one installed); floor always runs")
 	flag.IntVar(&e.threads, "threads", 0, "load-generator threads (default 1; multicore: cores/4)")
 	flag.StringVar(&e.superdLog, "superd-log", "info", "superd's log level (info, its default, logs two lines per connection)")
@@ -115,6 +118,10 @@ func main() {
 
 	if err := e.setup(*mode, *concFlag, *sizesFlag, *only, *scaleOnly, *serversFlag); err != nil {
 		fatalf("%v", err)
+	}
+	if *prepare {
+		logf("built %s", e.build)
+		return
 	}
 
 	sigs := make(chan os.Signal, 1)
@@ -319,6 +326,14 @@ func (e *bench) compile(name string) error {
 	cc := os.Getenv("CC")
 	if cc == "" {
 		cc = "gcc"
+	}
+	if _, err := exec.LookPath(cc); err != nil {
+		if _, err := os.Stat(bin); err == nil {
+			// A machine without a compiler, given the programs built
+			// elsewhere (make bench-kit): whatever their times say.
+			return nil
+		}
+		return fmt.Errorf("%s: no %s to build it (make bench-deps, or carry bench/.build from make bench-kit)", bin, cc)
 	}
 	args := []string{"-O2", "-static", "-Wall", "-o", bin, src, "-lpthread"}
 	if name == "responder" && (runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64") {

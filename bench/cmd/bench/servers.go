@@ -79,6 +79,19 @@ func lookPath(name string, paths ...string) string {
 // order (the floor first).
 func (e *bench) knownServers() []*server {
 	peers := filepath.Join(e.root, "bench", ".peers")
+	// make bench-kit copies the peers, with their libraries and loader,
+	// under bench/.peers/kit for a machine where they are not installed:
+	// with -kit its wrappers come first, else only where nothing else is.
+	kit := func(name string, otherwise string) string {
+		p := lookPath(filepath.Join(peers, "kit", "bin", name))
+		if p != "" && (e.kit || otherwise == "") {
+			return p
+		}
+		return otherwise
+	}
+	tcpserver := kit("tcpserver", lookPath("tcpserver", "/usr/bin/tcpserver"))
+	xinetd := kit("xinetd", lookPath("xinetd", "/usr/sbin/xinetd"))
+	inetd := kit("inetd", lookPath(filepath.Join(peers, "openbsd-inetd", "usr", "sbin", "inetd")))
 	all := []*server{
 		{
 			name: "floor", kinds: []string{"accept", "tcp-wait", "udp-wait"},
@@ -121,29 +134,29 @@ func (e *bench) knownServers() []*server {
 		},
 		{
 			name: "tcpserver", kinds: []string{"accept"},
-			path: lookPath("tcpserver", "/usr/bin/tcpserver"),
+			path: tcpserver,
 			argv: func(e *bench, dir string, w workload) ([]string, error) {
 				// -c: children at once; -b: backlog; -H -R -l 0: no DNS,
 				// no ident, no local name lookups.
-				return []string{lookPath("tcpserver", "/usr/bin/tcpserver"), "-c", "1000000", "-b", "4096",
+				return []string{tcpserver, "-c", "1000000", "-b", "4096",
 					"-H", "-R", "-l", "0", "127.0.0.1", fmt.Sprint(w.ports[0]), e.responder}, nil
 			},
 		},
 		{
 			name: "xinetd", kinds: []string{"accept", "tcp-wait", "udp-wait"}, multi: true,
-			path: lookPath("xinetd", "/usr/sbin/xinetd"),
+			path: xinetd,
 			argv: func(e *bench, dir string, w workload) ([]string, error) {
 				conf := filepath.Join(dir, "xinetd.conf")
 				if err := os.WriteFile(conf, []byte(e.xinetdConfig(w)), 0o644); err != nil {
 					return nil, err
 				}
-				return []string{lookPath("xinetd", "/usr/sbin/xinetd"), "-dontfork", "-f", conf,
+				return []string{xinetd, "-dontfork", "-f", conf,
 					"-filelog", filepath.Join(dir, "xinetd-own.log")}, nil
 			},
 		},
 		{
 			name: "openbsd-inetd", kinds: []string{"accept", "tcp-wait", "udp-wait"}, multi: true,
-			path: lookPath(filepath.Join(peers, "openbsd-inetd", "usr", "sbin", "inetd")),
+			path: inetd,
 			argv: func(e *bench, dir string, w workload) ([]string, error) {
 				conf := filepath.Join(dir, "inetd.conf")
 				if err := os.WriteFile(conf, []byte(e.inetdConfig(w)), 0o644); err != nil {
@@ -151,8 +164,7 @@ func (e *bench) knownServers() []*server {
 				}
 				// -i: foreground; -q: backlog; -R: invocations a minute
 				// before it stops a service for ten minutes.
-				return []string{filepath.Join(peers, "openbsd-inetd", "usr", "sbin", "inetd"),
-					"-i", "-q", "4096", "-R", "100000000", conf}, nil
+				return []string{inetd, "-i", "-q", "4096", "-R", "100000000", conf}, nil
 			},
 		},
 		{
@@ -167,7 +179,7 @@ func (e *bench) knownServers() []*server {
 	// (its RUNPATH names the host's library directory, so point the loader
 	// at the unpacked copy).
 	ssa := all[len(all)-1]
-	if p := lookPath("systemd-socket-activate"); p != "" {
+	if p := kit("systemd-socket-activate", lookPath("systemd-socket-activate")); p != "" {
 		ssa.path = p
 	} else if p := lookPath(filepath.Join(peers, "systemd", "usr", "bin", "systemd-socket-activate")); p != "" {
 		ssa.path = p
