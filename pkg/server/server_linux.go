@@ -367,10 +367,12 @@ func (s *Server) watch(fd int, events uint32, w watcher) error {
 // closeWatched closes fd, a pidfd or stderr pipe end that only superd
 // holds. Closing the last descriptor of a file takes it out of the epoll
 // set, so it costs no EPOLL_CTL_DEL: two system calls fewer per
-// connection. (A fork from a spawner sharing superd's fd table holds a
-// copy until its exec; an event the copy keeps alive meanwhile finds no
-// watcher, or a new one for a reused number, and every watcher tolerates
-// a readiness that turns out to be nothing.)
+// connection. (A fork from a thread sharing superd's fd table — a spawner
+// that could not be isolated, a live upgrade — holds a copy until its
+// exec; an event the copy keeps alive meanwhile finds no watcher, or a new
+// one for a reused number. Every watcher treats a readiness that turns out
+// to be nothing as nothing: accept, read and wait4 find nothing, and a
+// wait-mode socket checks before it starts a child.)
 func (s *Server) closeWatched(fd int) {
 	delete(s.watched, fd)
 	unix.Close(fd)

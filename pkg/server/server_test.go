@@ -559,3 +559,45 @@ services:
 		return false
 	})
 }
+
+// TestWaitModeIgnoresAnEmptyReadiness delivers a readiness to a wait-mode
+// socket with nothing waiting on it, as an event kept alive by a forked
+// copy of a closed fd can (Server.closeWatched): no child may start. A
+// real client afterwards is served.
+func TestWaitModeIgnoresAnEmptyReadiness(t *testing.T) {
+	port := freePort(t, "udp")
+	h := start(t, `
+services:
+  dgram:
+    listen: udp://127.0.0.1:`+itoa(port)+`
+    exec: ["{{BIN}}", "superd-helper", "udp-reply"]
+`)
+	if err := h.srv.call(func() {
+		for _, w := range h.srv.watched {
+			if sk, ok := w.(*socket); ok {
+				sk.ready(h.srv, unix.EPOLLIN)
+			}
+		}
+	}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.activations("dgram"); got != 0 {
+		t.Fatalf("an empty readiness started %v children", got)
+	}
+	c, err := net.Dial("udp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, err := c.Read(buf); err != nil {
+		t.Fatalf("no answer after the empty readiness: %v", err)
+	}
+	if got := h.activations("dgram"); got != 1 {
+		t.Errorf("activations = %v, want 1", got)
+	}
+}

@@ -287,6 +287,11 @@ func (sk *socket) ready(s *Server, _ uint32) {
 	}
 	svc := sk.svc
 	if svc.cfg.Mode == config.Wait {
+		// A readiness with nothing behind it (closeWatched says when one
+		// can come) must not start a child.
+		if !readable(sk.fd) {
+			return
+		}
 		svc.activateWait(s)
 		return
 	}
@@ -295,6 +300,14 @@ func (sk *socket) ready(s *Server, _ uint32) {
 			return
 		}
 	}
+}
+
+// readable says whether fd has a connection or datagram waiting, without
+// blocking.
+func readable(fd int) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(p, 0)
+	return err != nil || (n > 0 && p[0].Revents != 0) // in doubt, go ahead
 }
 
 // acceptOne accepts and dispatches one connection; it reports whether
