@@ -27,10 +27,6 @@ func init() {
 	// and the main thread's table is the one /proc/PID/fd and other
 	// processes see (pkg/server/spawner_linux.go).
 	runtime.LockOSThread()
-	// No allocation sampling: superd serves no profiles, and the sampled
-	// call stacks are kept for the life of the process (1.4 MB with
-	// 10,000 services configured).
-	runtime.MemProfileRate = 0
 }
 
 // defaultConfig is where `run` and `check` look without -c.
