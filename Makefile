@@ -77,7 +77,7 @@ bench-multicore: build bench-deps
 # without a registry, compiler or Go needs to run the driver; see
 # bench/README.md, "Many cores".
 bench-kit: build bench-deps
-	sh bench/kit.sh
+	GO=$(GO) sh bench/kit.sh
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

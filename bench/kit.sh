@@ -17,8 +17,9 @@
 set -eu
 
 KIT=bench/.peers/kit
-go run ./bench/cmd/bench -prepare
-CGO_ENABLED=0 go build -o bench/.build/bench ./bench/cmd/bench
+GO=${GO:-go}
+"$GO" run ./bench/cmd/bench -prepare
+CGO_ENABLED=0 "$GO" build -o bench/.build/bench ./bench/cmd/bench
 
 rm -rf "$KIT"
 mkdir -p "$KIT/bin" "$KIT/real" "$KIT/lib"
@@ -32,7 +33,18 @@ add() {
 	fi
 	cp -L "$path" "$KIT/real/$name"
 	deps=$(ldd "$path" 2>/dev/null || true)
-	loader=$(printf '%s\n' "$deps" | awk '$1 ~ /^\// && $1 ~ /ld-linux/ { print $1 }')
+	if printf '%s\n' "$deps" | grep -q 'not found'; then
+		echo "bench-kit: $name: a library ldd cannot find:" >&2
+		printf '%s\n' "$deps" | grep 'not found' >&2
+		exit 1
+	fi
+	# The dynamic loader the binary asks for (its PT_INTERP), if any.
+	loader=""
+	if command -v readelf >/dev/null 2>&1; then
+		loader=$(readelf -lW "$path" | sed -n 's/.*Requesting program interpreter: \(.*\)]$/\1/p')
+	else
+		loader=$(printf '%s\n' "$deps" | awk '$1 ~ /^\// && $1 ~ /ld-/ { print $1 }')
+	fi
 	if [ -z "$loader" ]; then
 		# Static: run as it is.
 		printf '#!/bin/sh\nexec "$(dirname "$0")/../real/%s" "$@"\n' "$name" >"$KIT/bin/$name"

@@ -177,14 +177,16 @@ func (e *bench) knownServers() []*server {
 	}
 	// systemd-socket-activate: the host's, or the one bench-deps unpacked
 	// (its RUNPATH names the host's library directory, so point the loader
-	// at the unpacked copy).
+	// at the unpacked copy), or the kit's.
 	ssa := all[len(all)-1]
-	if p := kit("systemd-socket-activate", lookPath("systemd-socket-activate")); p != "" {
-		ssa.path = p
-	} else if p := lookPath(filepath.Join(peers, "systemd", "usr", "bin", "systemd-socket-activate")); p != "" {
+	ssa.path = lookPath("systemd-socket-activate")
+	if p := lookPath(filepath.Join(peers, "systemd", "usr", "bin", "systemd-socket-activate")); ssa.path == "" && p != "" {
 		ssa.path = p
 		libs, _ := filepath.Glob(filepath.Join(peers, "systemd", "usr", "lib", "*", "systemd"))
 		ssa.env = []string{"LD_LIBRARY_PATH=" + strings.Join(libs, ":")}
+	}
+	if p := kit("systemd-socket-activate", ssa.path); p != ssa.path {
+		ssa.path, ssa.env = p, nil
 	}
 	e.ssaPath = ssa.path
 	if e.cores > 2 || e.multicore {
