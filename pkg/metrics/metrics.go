@@ -56,7 +56,9 @@ var durationBuckets = []float64{
 // of plain state, turned into const metrics only while a scrape runs.
 type Metrics struct {
 	// Registry holds every family; /metrics serves the same, streaming
-	// the per-service ones (serveMetrics).
+	// the per-service ones (serveMetrics). A collector registered here
+	// after New would be missing from the streamed text formats: register
+	// it in New, with the others.
 	Registry *prometheus.Registry
 	// others is Registry without the per-service families.
 	others *prometheus.Registry
