@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,7 +54,29 @@ func waitUntil(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
+// freePort finds a loopback TCP port that nothing listens on now.
 func freePort(t *testing.T) int {
+	t.Helper()
+	// Never the same port twice in this test binary: the kernel may hand
+	// the port it just freed to the next request.
+	for {
+		p := anyFreePort(t)
+		portsMu.Lock()
+		given := portsGiven[p]
+		portsGiven[p] = true
+		portsMu.Unlock()
+		if !given {
+			return p
+		}
+	}
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+func anyFreePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

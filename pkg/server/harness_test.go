@@ -51,8 +51,31 @@ func helperBinary(t testing.TB) string {
 	return helperBin
 }
 
-// freePort finds a TCP or UDP port on loopback that nothing listens on now.
+// freePort finds a TCP or UDP port on loopback that nothing listens on now
+// and that no earlier call in this test binary returned: the kernel may
+// hand the port it just freed to the next request, and a test asking for
+// two ports must get two.
 func freePort(t testing.TB, network string) int {
+	t.Helper()
+	for {
+		p := anyFreePort(t, network)
+		key := network[:3] + "/" + strconv.Itoa(p)
+		portsMu.Lock()
+		given := portsGiven[key]
+		portsGiven[key] = true
+		portsMu.Unlock()
+		if !given {
+			return p
+		}
+	}
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[string]bool{}
+)
+
+func anyFreePort(t testing.TB, network string) int {
 	t.Helper()
 	if strings.HasPrefix(network, "udp") {
 		c, err := net.ListenPacket("udp", "127.0.0.1:0")
