@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os/user"
 	"slices"
 	"strconv"
@@ -217,5 +218,10 @@ func (p *parser) credential(d *draft) *Credential {
 		// compare equal across reloads.
 		c.Groups = nil
 	}
+	key := fmt.Sprint(c.User, ":", c.UID, ":", c.GID, ":", c.Groups)
+	if shared, ok := p.creds[key]; ok {
+		return shared
+	}
+	p.creds[key] = c
 	return c
 }

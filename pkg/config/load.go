@@ -46,7 +46,7 @@ type source struct {
 }
 
 func parse(file string, data []byte, opts Options) (*Config, error) {
-	p := &parser{opts: opts, users: map[string]userResult{}, groups: map[string]groupResult{}, members: map[string]membersResult{}}
+	p := &parser{opts: opts, users: map[string]userResult{}, groups: map[string]groupResult{}, members: map[string]membersResult{}, creds: map[string]*Credential{}}
 	cfg := &Config{
 		File:  file,
 		Log:   Log{Level: "info", Format: "console"},

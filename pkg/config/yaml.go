@@ -23,6 +23,9 @@ type parser struct {
 	users   map[string]userResult
 	groups  map[string]groupResult
 	members map[string]membersResult
+	// creds holds one Credential per distinct value: services running as
+	// the same user share it (never modified after parsing).
+	creds map[string]*Credential
 }
 
 // field is one value in the tree with enough context to report about it.
