@@ -196,6 +196,34 @@ func (h *harness) waitExits(svc string, n float64) {
 }
 
 // dial connects and reads everything the child writes until it closes.
+// udpAsker dials addr, a udp-reply helper service, and returns a function
+// that sends msg and returns the pid of the child that echoed it.
+func udpAsker(t *testing.T, addr string) func(msg string) (pid string) {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return func(msg string) string {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 256)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, payload, _ := strings.Cut(string(buf[:n]), ":")
+		if payload != msg {
+			t.Errorf("reply payload %q, want %q", payload, msg)
+		}
+		return p
+	}
+}
+
 func dialRead(t *testing.T, network, addr string) string {
 	t.Helper()
 	c, err := net.DialTimeout(network, addr, 10*time.Second)

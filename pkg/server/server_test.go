@@ -244,28 +244,7 @@ services:
     listen: udp://127.0.0.1:`+itoa(port)+`
     exec: ["{{BIN}}", "superd-helper", "udp-reply"]
 `)
-	c, err := net.Dial("udp", "127.0.0.1:"+itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ask := func(msg string) (pid string) {
-		t.Helper()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := c.Write([]byte(msg)); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 256)
-		n, err := c.Read(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, payload, _ := strings.Cut(string(buf[:n]), ":")
-		if payload != msg {
-			t.Errorf("reply payload %q, want %q", payload, msg)
-		}
-		return p
-	}
+	ask := udpAsker(t, "127.0.0.1:"+itoa(port))
 	p1 := ask("first")
 	h.waitExits("dgram", 1)
 	p2 := ask("second")
@@ -584,19 +563,7 @@ services:
 	if got := h.activations("dgram"); got != 0 {
 		t.Fatalf("an empty readiness started %v children", got)
 	}
-	c, err := net.Dial("udp", "127.0.0.1:"+itoa(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	if _, err := c.Read(buf); err != nil {
-		t.Fatalf("no answer after the empty readiness: %v", err)
-	}
+	udpAsker(t, "127.0.0.1:"+itoa(port))("ping") // answered
 	if got := h.activations("dgram"); got != 1 {
 		t.Errorf("activations = %v, want 1", got)
 	}
