@@ -195,7 +195,6 @@ func (h *harness) waitExits(svc string, n float64) {
 	})
 }
 
-// dial connects and reads everything the child writes until it closes.
 // udpAsker dials addr, a udp-reply helper service, and returns a function
 // that sends msg and returns the pid of the child that echoed it.
 func udpAsker(t *testing.T, addr string) func(msg string) (pid string) {
@@ -224,6 +223,7 @@ func udpAsker(t *testing.T, addr string) func(msg string) (pid string) {
 	}
 }
 
+// dial connects and reads everything the child writes until it closes.
 func dialRead(t *testing.T, network, addr string) string {
 	t.Helper()
 	c, err := net.DialTimeout(network, addr, 10*time.Second)
