@@ -223,7 +223,7 @@ func udpAsker(t *testing.T, addr string) func(msg string) (pid string) {
 	}
 }
 
-// dial connects and reads everything the child writes until it closes.
+// dialRead connects and reads everything the child writes until it closes.
 func dialRead(t *testing.T, network, addr string) string {
 	t.Helper()
 	c, err := net.DialTimeout(network, addr, 10*time.Second)
