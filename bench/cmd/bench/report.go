@@ -62,6 +62,9 @@ func (e *bench) markdown() string {
 	w("- load average (1, 5, 15 min) at the start: %s; at the end: %s — anything above what the benchmark itself adds (about 2) is other work on the machine\n", e.loadStart, loadAvg())
 	w("- machine: %d cores online (%s), %s, Linux %s, %s\n", runtime.NumCPU(), cpuModel(), modeName(e), strings.TrimSpace(string(kernel)), runtime.Version())
 	w("- superd: %s, log level %s\n", version, e.superdLog)
+	if e.kit {
+		w("- peers: from bench/.peers/kit (make bench-kit), each run through the dynamic loader and libraries copied there: their RSS is 0.2–0.6 MiB above an installed copy's\n")
+	}
 	w("- load: C closed-loop generator on 127.0.0.1, %d thread(s); each request is connect → read to EOF → close; %d interleaved rounds, medians shown; first %s of each run not counted\n\n",
 		e.threads, e.rounds, warmupFor(e.dur))
 
