@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"iter"
 	"math"
 	"slices"
 	"sort"
@@ -19,12 +20,12 @@ type family struct {
 	typ        dto.MetricType
 	desc       *prometheus.Desc
 	// values are the values of the family's second label (reason,
-	// outcome), in the order a scrape lists them (sorted); nil for a
-	// family labelled by service only.
+	// outcome), in the order a scrape lists them (sorted); one empty value
+	// for a family labelled by service only.
 	values []string
 	// metric is service s's series for label value v; false when s
 	// exposes none (yet).
-	metric func(s *Service, v string) (prometheus.Metric, bool)
+	metric func(f *family, s *Service, v string) (prometheus.Metric, bool)
 }
 
 func newFamily(name, help string, typ dto.MetricType, label string, values []string,
@@ -33,12 +34,26 @@ func newFamily(name, help string, typ dto.MetricType, label string, values []str
 	if label != "" {
 		labels = append(labels, label)
 	}
-	f := &family{name: name, help: help, typ: typ, desc: prometheus.NewDesc(name, help, labels, nil)}
+	f := &family{name: name, help: help, typ: typ, desc: prometheus.NewDesc(name, help, labels, nil), metric: metric}
+	f.values = []string{""}
 	if values != nil {
 		f.values = slices.Sorted(slices.Values(values))
 	}
-	f.metric = func(s *Service, v string) (prometheus.Metric, bool) { return metric(f, s, v) }
 	return f
+}
+
+// series yields f's series of svcs in the order a scrape lists them:
+// by second-label value, then by service.
+func (f *family) series(svcs []*Service) iter.Seq[prometheus.Metric] {
+	return func(yield func(prometheus.Metric) bool) {
+		for _, v := range f.values {
+			for _, s := range svcs {
+				if m, ok := f.metric(f, s, v); ok && !yield(m) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // counter and gauge are const metrics of s for f, or false if invalid
@@ -51,6 +66,15 @@ func (f *family) counter(s *Service, n uint64, labels ...string) (prometheus.Met
 func (f *family) gauge(s *Service, v float64) (prometheus.Metric, bool) {
 	m, err := prometheus.NewConstMetric(f.desc, prometheus.GaugeValue, v, s.name)
 	return m, err == nil
+}
+
+// counted is a counter of s for label value v, exposed once it counted
+// something or from the start if eager.
+func (f *family) counted(s *Service, n uint64, eager bool, v string) (prometheus.Metric, bool) {
+	if n == 0 && !eager {
+		return nil, false
+	}
+	return f.counter(s, n, s.name, v)
 }
 
 func (f *family) histogram(s *Service, h *histogram) (prometheus.Metric, bool) {
@@ -77,10 +101,7 @@ var families = []*family{
 		dto.MetricType_COUNTER, "outcome", Outcomes,
 		func(f *family, s *Service, v string) (prometheus.Metric, bool) {
 			i := outcomeIndex(v)
-			if n := s.exits[i].Load(); n > 0 || eagerOutcome[i] {
-				return f.counter(s, n, s.name, v)
-			}
-			return nil, false
+			return f.counted(s, s.exits[i].Load(), eagerOutcome[i], v)
 		}),
 	newFamily("superd_connections_accepted_total", "Connections accepted by superd (accept mode), per service.",
 		dto.MetricType_COUNTER, "", nil,
@@ -91,10 +112,7 @@ var families = []*family{
 		dto.MetricType_COUNTER, "reason", Reasons,
 		func(f *family, s *Service, v string) (prometheus.Metric, bool) {
 			i := reasonIndex(v)
-			if n := s.rejected[i].Load(); n > 0 || eagerReason[i] {
-				return f.counter(s, n, s.name, v)
-			}
-			return nil, false
+			return f.counted(s, s.rejected[i].Load(), eagerReason[i], v)
 		}),
 	newFamily("superd_instances", "Children running now, per service.",
 		dto.MetricType_GAUGE, "", nil,
@@ -111,15 +129,6 @@ var families = []*family{
 		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
 			return f.histogram(s, s.spawnSeconds.Load())
 		}),
-}
-
-// labelValues are f's second-label values to iterate, or one empty value
-// for a family labelled by service only.
-func (f *family) labelValues() []string {
-	if f.values == nil {
-		return []string{""}
-	}
-	return f.values
 }
 
 // eagerReason and eagerOutcome say, per index of Reasons and Outcomes,
@@ -234,12 +243,8 @@ func (ss *serviceSet) Describe(ch chan<- *prometheus.Desc) {
 func (ss *serviceSet) Collect(ch chan<- prometheus.Metric) {
 	svcs := ss.sorted()
 	for _, f := range families {
-		for _, v := range f.labelValues() {
-			for _, s := range svcs {
-				if m, ok := f.metric(s, v); ok {
-					ch <- m
-				}
-			}
+		for m := range f.series(svcs) {
+			ch <- m
 		}
 	}
 }

@@ -65,25 +65,22 @@ func (m *Metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	svcs := m.services.sorted()
 	// Both lists are sorted by name; a scrape lists families in that order.
 	fams := families
+	wanted := func(name string) bool { return only == nil || only[name] }
 	for len(others) > 0 || len(fams) > 0 {
+		var err error
 		if len(fams) == 0 || (len(others) > 0 && others[0].GetName() < fams[0].name) {
-			mf := others[0]
+			if mf := others[0]; wanted(mf.GetName()) {
+				err = enc.Encode(mf)
+			}
 			others = others[1:]
-			if only != nil && !only[mf.GetName()] {
-				continue
+		} else {
+			if f := fams[0]; wanted(f.name) {
+				err = f.stream(out, enc, format, svcs)
 			}
-			if enc.Encode(mf) != nil {
-				return // the client went away
-			}
-			continue
+			fams = fams[1:]
 		}
-		f := fams[0]
-		fams = fams[1:]
-		if only != nil && !only[f.name] {
-			continue
-		}
-		if f.stream(out, enc, format, svcs) != nil {
-			return
+		if err != nil {
+			return // the client went away
 		}
 	}
 	if c, ok := enc.(expfmt.Closer); ok {
@@ -116,18 +113,14 @@ func (f *family) stream(out io.Writer, enc expfmt.Encoder, format expfmt.Format,
 		_, err := out.Write(withoutComments(buf.Bytes()))
 		return err
 	}
-	for _, v := range f.labelValues() {
-		for _, s := range svcs {
-			if m, ok := f.metric(s, v); ok {
-				dm := &dto.Metric{}
-				if m.Write(dm) == nil {
-					mf.Metric = append(mf.Metric, dm)
-				}
-			}
-			if len(mf.Metric) >= exposeChunk {
-				if err := flush(); err != nil {
-					return err
-				}
+	for m := range f.series(svcs) {
+		dm := &dto.Metric{}
+		if m.Write(dm) == nil {
+			mf.Metric = append(mf.Metric, dm)
+		}
+		if len(mf.Metric) >= exposeChunk {
+			if err := flush(); err != nil {
+				return err
 			}
 		}
 	}

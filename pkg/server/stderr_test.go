@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -79,18 +80,6 @@ func (h *harness) stderrLines(svc string) map[int64][]string {
 	return out
 }
 
-func sameLines(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 func TestStderrOfConcurrentChildrenStaysApart(t *testing.T) {
 	port := freePort(t, "tcp")
 	h := start(t, `
@@ -112,7 +101,7 @@ services:
 	want := map[int64][]string{a.pid: {"alpha-one"}, b.pid: {"beta-two", "beta-tail"}}
 	waitFor(t, "three stderr lines", func() bool {
 		got := h.stderrLines("shared")
-		return sameLines(got[a.pid], want[a.pid]) && sameLines(got[b.pid], want[b.pid])
+		return slices.Equal(got[a.pid], want[a.pid]) && slices.Equal(got[b.pid], want[b.pid])
 	})
 	// A child's unfinished line comes before its exit line.
 	var tail, exit int
@@ -168,9 +157,9 @@ services:
 	a2.exit()
 	waitFor(t, "every line", func() bool {
 		a, b := h.stderrLines("a"), h.stderrLines("b")
-		return sameLines(a[a1.pid], []string{"from before the reload"}) &&
-			sameLines(a[a2.pid], []string{"from after it"}) &&
-			sameLines(b[b1.pid], []string{"after removal"})
+		return slices.Equal(a[a1.pid], []string{"from before the reload"}) &&
+			slices.Equal(a[a2.pid], []string{"from after it"}) &&
+			slices.Equal(b[b1.pid], []string{"after removal"})
 	})
 }
 
