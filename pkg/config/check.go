@@ -26,10 +26,11 @@ func keyOf(a listener.Address) bindKey {
 }
 
 // occurrence is one socket of one service, where its address was written.
+// It points into the draft: crossCheck makes one per socket.
 type occurrence struct {
 	d    *draft
-	sock Socket
-	f    field
+	sock *Socket
+	f    *field
 }
 
 // crossCheck finds sockets that cannot all be bound: the same address
@@ -38,13 +39,17 @@ type occurrence struct {
 // variant can keep the address of the enabled one. Port 0 (any free port)
 // never conflicts.
 func (p *parser) crossCheck(drafts []*draft) {
-	var all []occurrence
+	n := 0
+	for _, d := range drafts {
+		n += len(d.listen)
+	}
+	all := make([]occurrence, 0, n)
 	for _, d := range drafts {
 		if len(d.svc.Sockets) != len(d.listen) {
 			continue
 		}
-		for i, li := range d.listen {
-			all = append(all, occurrence{d: d, sock: d.svc.Sockets[i], f: li.f})
+		for i := range d.listen {
+			all = append(all, occurrence{d: d, sock: &d.svc.Sockets[i], f: &d.listen[i].f})
 		}
 	}
 	// Report each conflict at the address written later, naming the
@@ -58,10 +63,12 @@ func (p *parser) crossCheck(drafts []*draft) {
 		kind listener.Kind
 		port uint16
 	}
-	seen := map[bindKey]occurrence{}
-	dual := map[portKey]occurrence{}
-	ipv4 := map[portKey]occurrence{}
-	for _, o := range all {
+	// The first socket on each address and port, as indexes into all.
+	seen := make(map[bindKey]int32, len(all))
+	dual := map[portKey]int32{}
+	ipv4 := make(map[portKey]int32, len(all))
+	for i := range all {
+		o := &all[i]
 		a := o.sock.Address
 		if a.Family != listener.Unix && a.Port == 0 {
 			continue
@@ -74,13 +81,14 @@ func (p *parser) crossCheck(drafts []*draft) {
 				what = "abstract name"
 			}
 		}
-		if first, dup := seen[k]; dup {
+		if j, dup := seen[k]; dup {
+			first := &all[j]
 			switch {
 			case first.d == o.d && first.sock.Address == a:
-				p.errVal(o.f, "%s is listed twice (first as %s at %s)", a, first.f.path, first.f.valPos())
+				p.errVal(*o.f, "%s is listed twice (first as %s at %s)", a, first.f.path, first.f.valPos())
 				continue
 			case first.d == o.d:
-				p.errVal(o.f, "%s and %s (%s at %s) bind the same %s", a, first.sock.Address, first.f.path, first.f.valPos(), what)
+				p.errVal(*o.f, "%s and %s (%s at %s) bind the same %s", a, first.sock.Address, first.f.path, first.f.valPos(), what)
 				continue
 			case first.d.svc.Disabled || o.d.svc.Disabled:
 			case first.sock.Options.ReusePort && o.sock.Options.ReusePort:
@@ -89,11 +97,11 @@ func (p *parser) crossCheck(drafts []*draft) {
 				if first.sock.Address != a {
 					as = " as " + first.sock.Address.String()
 				}
-				p.errVal(o.f, "%s is also bound by %s at %s%s; two services can share an address only with socket: {reuse_port: true} in both", a, first.f.path, first.f.valPos(), as)
+				p.errVal(*o.f, "%s is also bound by %s at %s%s; two services can share an address only with socket: {reuse_port: true} in both", a, first.f.path, first.f.valPos(), as)
 				continue
 			}
 		} else {
-			seen[k] = o
+			seen[k] = int32(i)
 		}
 		if o.d.svc.Disabled || a.Family == listener.Unix {
 			continue
@@ -101,16 +109,16 @@ func (p *parser) crossCheck(drafts []*draft) {
 		pk := portKey{a.Kind, a.Port}
 		switch {
 		case a.DualStack && !o.sock.Options.IPv6Only:
-			if v4, ok := ipv4[pk]; ok {
-				p.dualStack(o, v4)
+			if j, ok := ipv4[pk]; ok {
+				p.dualStack(o, &all[j])
 			} else if _, ok := dual[pk]; !ok {
-				dual[pk] = o
+				dual[pk] = int32(i)
 			}
 		case a.Family == listener.IPv4:
-			if ds, ok := dual[pk]; ok {
-				p.dualStack(o, ds)
+			if j, ok := dual[pk]; ok {
+				p.dualStack(o, &all[j])
 			} else if _, ok := ipv4[pk]; !ok {
-				ipv4[pk] = o
+				ipv4[pk] = int32(i)
 			}
 		}
 	}
@@ -118,11 +126,11 @@ func (p *parser) crossCheck(drafts []*draft) {
 
 // dualStack reports an IPv4 socket and a dual-stack [::] socket on the
 // same port: the [::] socket takes IPv4 too, so the second bind fails.
-func (p *parser) dualStack(later, earlier occurrence) {
+func (p *parser) dualStack(later, earlier *occurrence) {
 	ds := later
 	if !later.sock.Address.DualStack {
 		ds = earlier
 	}
-	p.errVal(later.f, "%s and %s (%s at %s) both take IPv4 port %d: set socket: {ipv6_only: true} in %s so that [::] takes IPv6 only",
+	p.errVal(*later.f, "%s and %s (%s at %s) both take IPv4 port %d: set socket: {ipv6_only: true} in %s so that [::] takes IPv6 only",
 		later.sock.Address, earlier.sock.Address, earlier.f.path, earlier.f.valPos(), later.sock.Address.Port, ds.d.path)
 }
