@@ -716,3 +716,38 @@ services:
 		t.Errorf("c: %+v, d: %+v", *by["c"], *by["d"])
 	}
 }
+
+// Exec and Env share one array (pack): each must stay a slice of its own,
+// so that a caller appending to one cannot change the other, and the
+// strings must read as written.
+func TestPackedServiceSlicesStayApart(t *testing.T) {
+	cfg := mustParse(t, `
+services:
+  web:
+    description: serves pages
+    listen: ["tcp://127.0.0.1:2001", "unix:///run/web.sock"]
+    exec: [/usr/bin/web, --port, "80"]
+    argv0: webd
+    env: {A: "1"}
+    working_directory: /srv
+`, testOptions())
+	s := service(cfg, "web")
+	wantExec := []string{"/usr/bin/web", "--port", "80"}
+	wantEnv := []string{"A=1", DefaultPath, "SUPERD_SERVICE=web"}
+	if !slices.Equal(s.Exec, wantExec) || !slices.Equal(s.Env, wantEnv) {
+		t.Fatalf("exec %q env %q, want %q and %q", s.Exec, s.Env, wantExec, wantEnv)
+	}
+	if cap(s.Exec) != len(s.Exec) {
+		t.Errorf("cap(Exec) = %d, want %d: an append would write into Env", cap(s.Exec), len(s.Exec))
+	}
+	_ = append(s.Exec, "--extra")
+	_ = append(s.Env, "B=2")
+	if !slices.Equal(s.Env, wantEnv) || !slices.Equal(s.Exec, wantExec) {
+		t.Errorf("after appends: exec %q env %q", s.Exec, s.Env)
+	}
+	got := []string{s.Name, s.Description, s.Argv0, s.WorkingDirectory, s.Sockets[0].FDName, s.Sockets[1].Address.Path}
+	want := []string{"web", "serves pages", "webd", "/srv", "web", "/run/web.sock"}
+	if !slices.Equal(got, want) {
+		t.Errorf("strings %q, want %q", got, want)
+	}
+}

@@ -119,6 +119,7 @@ func parse(file string, data []byte, opts Options) (*Config, error) {
 	cfg.Services = make([]*Service, len(drafts))
 	for i, d := range drafts {
 		s := d.svc
+		s.pack()
 		cfg.Services[i] = &s
 	}
 	slices.SortFunc(cfg.Services, func(a, b *Service) int { return strings.Compare(a.Name, b.Name) })
