@@ -111,10 +111,12 @@ type socket struct {
 	fd  int
 	// watching says whether fd is in the epoll set now.
 	watching bool
-	// localIP/localPort are the bound address when it is not a wildcard,
-	// so accept mode needs no getsockname per connection.
-	localIP   string
-	localPort string
+	// localEnv is TCPLOCALIP= and TCPLOCALPORT= of a socket bound to one
+	// address, made at its first connection: from then on accept mode
+	// needs no getsockname and no formatting for them. (Made at start-up,
+	// 10,000 sockets' strings would each pin a mostly empty page among the
+	// parser's garbage; most configured sockets never see a connection.)
+	localEnv [2]string
 }
 
 // logger is the service's logger: every line carries its name.
@@ -181,10 +183,6 @@ func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (
 			}
 		}
 		sk := &socket{svc: svc, cfg: sc, fd: fd}
-		if a := sc.Address; a.Family != listener.Unix && !a.IP.IsUnspecified() {
-			sk.localIP = a.IP.WithZone("").String()
-			sk.localPort = strconv.Itoa(int(a.Port))
-		}
 		svc.socks = append(svc.socks, sk)
 	}
 	switch {
@@ -456,12 +454,20 @@ func (svc *service) refused(reason, remote string, now time.Time) {
 // systemd's REMOTE_ADDR/REMOTE_PORT and ucspi-tcp's PROTO/TCP* variables on
 // top of the service's base environment.
 func (sk *socket) connEnv(fd int, rip, rport string) []string {
-	lip, lport := sk.localIP, sk.localPort
-	if lip == "" {
-		if lsa, err := unix.Getsockname(fd); err == nil {
+	local := sk.localEnv
+	if local[0] == "" {
+		var lip, lport string
+		if a := sk.cfg.Address; !a.IP.IsUnspecified() {
+			lip, lport = a.IP.WithZone("").String(), strconv.Itoa(int(a.Port))
+		} else if lsa, err := unix.Getsockname(fd); err == nil {
+			// A wildcard socket: each connection has its own local address.
 			if ip, port, ok := sockaddrIPPort(lsa); ok {
 				lip, lport = ip.String(), strconv.Itoa(port)
 			}
+		}
+		local = [2]string{"TCPLOCALIP=" + lip, "TCPLOCALPORT=" + lport}
+		if !sk.cfg.Address.IP.IsUnspecified() {
+			sk.localEnv = local
 		}
 	}
 	base := sk.svc.cfg.Env
@@ -473,8 +479,8 @@ func (sk *socket) connEnv(fd int, rip, rport string) []string {
 		"PROTO=TCP",
 		"TCPREMOTEIP="+rip,
 		"TCPREMOTEPORT="+rport,
-		"TCPLOCALIP="+lip,
-		"TCPLOCALPORT="+lport,
+		local[0],
+		local[1],
 	)
 }
 
