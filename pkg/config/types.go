@@ -31,7 +31,7 @@ type Admin struct {
 }
 
 // Mode says how a service's sockets are served.
-type Mode int
+type Mode uint8
 
 // Service modes.
 const (
@@ -53,7 +53,7 @@ func (m Mode) String() string {
 }
 
 // Pass says how sockets reach the child.
-type Pass int
+type Pass uint8
 
 // Pass protocols.
 const (
@@ -75,7 +75,7 @@ func (p Pass) String() string {
 }
 
 // Stderr says where a child's stderr goes.
-type Stderr int
+type Stderr uint8
 
 // Stderr destinations.
 const (
@@ -151,7 +151,6 @@ type Service struct {
 	Name        string
 	Pos         Position // where the service's key was written
 	Description string
-	Disabled    bool
 
 	// Sockets are in listen order (the LISTEN_FDS order); never empty.
 	Sockets []Socket
@@ -164,9 +163,11 @@ type Service struct {
 
 	// Mode, Pass and Stderr are always set; an internal or redirect
 	// service has PassStdio and StderrLog, which mean nothing for it.
-	Mode   Mode
-	Pass   Pass
-	Stderr Stderr
+	// (Next to Disabled, the four share one word.)
+	Disabled bool
+	Mode     Mode
+	Pass     Pass
+	Stderr   Stderr
 
 	// Credential is nil when no user is set (the child runs as superd),
 	// and always for internal and redirect services. Its Groups may be

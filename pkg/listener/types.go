@@ -6,7 +6,7 @@ import (
 )
 
 // Kind is the socket type of an address: stream, datagram or seqpacket.
-type Kind int
+type Kind uint8
 
 // Socket kinds.
 const (
@@ -16,7 +16,7 @@ const (
 )
 
 // Family is the address family of an address.
-type Family int
+type Family uint8
 
 // Address families.
 const (
@@ -34,14 +34,17 @@ const (
 // socket, `tcp6://:PORT` included, is IPv6-only. For Unix, Path is
 // the file system path or, when Abstract is true, the abstract name without
 // the leading '@'.
+//
+// The small fields come first, so that they share one word (a socket's
+// configuration is kept for every configured service).
 type Address struct {
 	Family    Family
 	Kind      Kind
-	IP        netip.Addr
 	Port      uint16
 	DualStack bool
-	Path      string
 	Abstract  bool
+	IP        netip.Addr
+	Path      string
 }
 
 // Options are the socket options of a service (SPEC §2.1 `socket:`). The
@@ -52,33 +55,34 @@ type Address struct {
 // Options is comparable so that (Address, Options) can key a socket across
 // reloads.
 type Options struct {
-	Backlog         int
-	IPv6Only        bool
-	ReusePort       bool
-	FreeBind        bool
-	Transparent     bool
-	BindToDevice    string
-	KeepAlive       bool
-	KeepAliveTime   time.Duration
-	KeepAliveIntvl  time.Duration
-	KeepAliveCount  int
-	NoDelay         bool
-	DeferAccept     time.Duration
-	ReceiveBuffer   int
-	SendBuffer      int
-	Mark            int
-	IPTOS           int
-	IPTTL           int
-	Priority        int
-	Broadcast       bool
-	PassCredentials bool
-	// FileMode is the permission of a UNIX socket file; 0 means 0666, so
-	// that any local user may connect unless the configuration narrows it.
-	FileMode uint32
+	Backlog        int
+	BindToDevice   string
+	KeepAliveTime  time.Duration
+	KeepAliveIntvl time.Duration
+	KeepAliveCount int
+	DeferAccept    time.Duration
+	ReceiveBuffer  int
+	SendBuffer     int
+	Mark           int
+	IPTOS          int
+	IPTTL          int
+	Priority       int
 	// OwnerUID and OwnerGID own a UNIX socket file; NoOwner leaves it as
 	// created (owned by superd's user).
 	OwnerUID int
 	OwnerGID int
+	// FileMode is the permission of a UNIX socket file; 0 means 0666, so
+	// that any local user may connect unless the configuration narrows it.
+	FileMode uint32
+	// The flags last, where they share one word.
+	IPv6Only        bool
+	ReusePort       bool
+	FreeBind        bool
+	Transparent     bool
+	KeepAlive       bool
+	NoDelay         bool
+	Broadcast       bool
+	PassCredentials bool
 }
 
 // NoOwner is the OwnerUID or OwnerGID that leaves a socket file's owner as
