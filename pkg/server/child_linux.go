@@ -285,7 +285,9 @@ func (c *child) ready(s *Server, _ uint32) {
 	svc := c.svc
 	ran := time.Since(c.started)
 	outcome := metrics.OutcomeSuccess
-	fields := []zap.Field{zap.Int("pid", c.pid)}
+	// Room for the two fields finished adds: one allocation per exit.
+	fields := make([]zap.Field, 1, 5)
+	fields[0] = zap.Int("pid", c.pid)
 	if c.remote != "" {
 		fields = append(fields, zap.String("remote", c.remote))
 	}

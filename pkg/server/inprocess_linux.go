@@ -86,7 +86,8 @@ func (s *Server) sessionDone(ss *session, err error) {
 	delete(s.sessions, ss)
 	ss.cancel()
 	outcome := metrics.OutcomeSuccess
-	fields := []zap.Field{zap.String("remote", ss.remote)}
+	fields := make([]zap.Field, 1, 4) // room for finished's two
+	fields[0] = zap.String("remote", ss.remote)
 	switch {
 	case ss.stopped || errors.Is(err, context.DeadlineExceeded):
 		outcome = metrics.OutcomeStopped

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -119,6 +120,32 @@ services:
 	ex := h.logs.FilterMessage("exit").AllUntimed()
 	if len(ex) != 1 || ex[0].ContextMap()["exit"] != int64(0) || ex[0].ContextMap()["pid"] != int64(r.PID) {
 		t.Errorf("exit log lines = %+v", ex)
+	}
+}
+
+// formatRemote cuts five strings out of one: each must read exactly as
+// formatted on its own, whatever the address family, zone or port.
+func TestFormatRemoteMatchesSeparateFormatting(t *testing.T) {
+	for _, tc := range []struct {
+		ip   string
+		port int
+	}{
+		{"127.0.0.1", 1},
+		{"10.200.30.4", 65535},
+		{"::1", 40000},
+		{"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", 65535},
+		{"fe80::1%averyverylongnam", 22}, // a zone as long as an interface name gets
+	} {
+		ip := netip.MustParseAddr(tc.ip)
+		remote, env := formatRemote(ip, tc.port)
+		port := strconv.Itoa(tc.port)
+		want := [4]string{"REMOTE_ADDR=" + ip.String(), "REMOTE_PORT=" + port, "TCPREMOTEIP=" + ip.String(), "TCPREMOTEPORT=" + port}
+		if env != want {
+			t.Errorf("%s port %d: env %q, want %q", tc.ip, tc.port, env, want)
+		}
+		if w := netip.AddrPortFrom(ip, uint16(tc.port)).String(); remote != w {
+			t.Errorf("%s port %d: remote %q, want %q", tc.ip, tc.port, remote, w)
+		}
 	}
 }
 

@@ -332,9 +332,10 @@ func (sk *socket) acceptOne(s *Server) bool {
 		return false
 	}
 	svc.m.Accepted.Inc()
-	remote := ""
+	var remote string
+	var remoteEnv [4]string
 	if hasIP {
-		remote = netip.AddrPortFrom(ip, uint16(port)).String()
+		remote, remoteEnv = formatRemote(ip, port)
 	}
 	src, reason := svc.admit(s, ip, hasIP, readyAt)
 	if reason != "" {
@@ -351,7 +352,7 @@ func (sk *socket) acceptOne(s *Server) bool {
 	}
 	env := svc.cfg.Env
 	if hasIP {
-		env = sk.connEnv(fd, ip.String(), strconv.Itoa(port))
+		env = sk.connEnv(fd, &remoteEnv)
 	}
 	c := newChild(svc, []int{fd}, remote, readyAt)
 	c.ip, c.src = ip, src
@@ -450,10 +451,39 @@ func (svc *service) refused(reason, remote string, now time.Time) {
 	svc.lastRefusalLog, svc.suppressed = now, 0
 }
 
-// connEnv builds the per-connection environment of a TCP connection:
-// systemd's REMOTE_ADDR/REMOTE_PORT and ucspi-tcp's PROTO/TCP* variables on
-// top of the service's base environment.
-func (sk *socket) connEnv(fd int, rip, rport string) []string {
+// formatRemote formats a client's address once for everything that names
+// it: remote ("1.2.3.4:5", "[::1]:5") for log lines and status, and env,
+// systemd's REMOTE_ADDR/REMOTE_PORT and ucspi-tcp's
+// TCPREMOTEIP/TCPREMOTEPORT assignments. They are all slices of one
+// string: one allocation per connection instead of seven.
+func formatRemote(ip netip.Addr, port int) (remote string, env [4]string) {
+	var buf [256]byte // enough for an IPv6 address with the longest zone
+	b := buf[:0]
+	var ends [5]int
+	for i, name := range [4]string{"REMOTE_ADDR=", "REMOTE_PORT=", "TCPREMOTEIP=", "TCPREMOTEPORT="} {
+		b = append(b, name...)
+		if i%2 == 0 {
+			b = ip.AppendTo(b)
+		} else {
+			b = strconv.AppendInt(b, int64(port), 10)
+		}
+		ends[i] = len(b)
+	}
+	b = netip.AddrPortFrom(ip, uint16(port)).AppendTo(b)
+	ends[4] = len(b)
+	all := string(b)
+	start := 0
+	for i := range env {
+		env[i] = all[start:ends[i]]
+		start = ends[i]
+	}
+	return all[start:ends[4]], env
+}
+
+// connEnv builds the per-connection environment of a TCP connection: the
+// client's address (formatRemote) and the local one on top of the
+// service's base environment.
+func (sk *socket) connEnv(fd int, remote *[4]string) []string {
 	local := sk.localEnv
 	if local[0] == "" {
 		var lip, lport string
@@ -474,11 +504,11 @@ func (sk *socket) connEnv(fd int, rip, rport string) []string {
 	env := make([]string, len(base), len(base)+7)
 	copy(env, base)
 	return append(env,
-		"REMOTE_ADDR="+rip,
-		"REMOTE_PORT="+rport,
+		remote[0], // REMOTE_ADDR
+		remote[1], // REMOTE_PORT
 		"PROTO=TCP",
-		"TCPREMOTEIP="+rip,
-		"TCPREMOTEPORT="+rport,
+		remote[2], // TCPREMOTEIP
+		remote[3], // TCPREMOTEPORT
 		local[0],
 		local[1],
 	)
