@@ -71,9 +71,7 @@ services:
 	configs := []string{base, added, invalid}
 	reloads := 0
 	for done.Load() < total && time.Now().Before(stop) {
-		if err := os.WriteFile(cfg, []byte(configs[reloads%3]), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		replaceFile(t, cfg, []byte(configs[reloads%3]), 0o644)
 		r.cmd.Process.Signal(syscall.SIGHUP)
 		reloads++
 		time.Sleep(150 * time.Millisecond) // the pace of reloads, not a synchronisation
@@ -88,7 +86,7 @@ services:
 	}
 
 	// End on the config with the added service and check it answers.
-	os.WriteFile(cfg, []byte(added), 0o644)
+	replaceFile(t, cfg, []byte(added), 0o644)
 	r.cmd.Process.Signal(syscall.SIGHUP)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -108,7 +106,7 @@ services:
 		time.Sleep(10 * time.Millisecond)
 	}
 	// An invalid config is reported with its position and changes nothing.
-	os.WriteFile(cfg, []byte(invalid), 0o644)
+	replaceFile(t, cfg, []byte(invalid), 0o644)
 	r.cmd.Process.Signal(syscall.SIGHUP)
 	if !waitUntil(10*time.Second, func() bool {
 		return strings.Contains(get(t, "http://"+admin+"/metrics"), "superd_config_last_reload_successful 0")

@@ -102,10 +102,25 @@ func worldDir(t *testing.T) string {
 func writeFile(t *testing.T, dir, name, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+	replaceFile(t, p, []byte(text), 0o644)
+	return p
+}
+
+// replaceFile puts content at path as a package manager replaces a binary
+// and as an administrator should replace a configuration before a SIGHUP:
+// written beside it, then renamed over it. (A running binary stays
+// intact; a reload that reads a file os.WriteFile is still writing sees a
+// truncated configuration — often a valid one with services missing, as a
+// flaky reload test once found.)
+func replaceFile(t *testing.T, path string, content []byte, perm os.FileMode) {
+	t.Helper()
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, content, perm); err != nil {
 		t.Fatal(err)
 	}
-	return p
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // superd runs the binary with args and returns its exit code and output.

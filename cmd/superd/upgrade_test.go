@@ -32,19 +32,6 @@ func copyBinary(t *testing.T, dir string) string {
 	return p
 }
 
-// replaceFile puts content at path the way a package manager does: a new
-// file renamed over the old (the running binary stays intact).
-func replaceFile(t *testing.T, path string, content []byte) {
-	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, content, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // ppidOf asks the service for its child's parent pid: which superd served.
 func ppidOf(addr string) (int, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -191,13 +178,13 @@ func TestLiveUpgradeFailureKeepsTheOldOneServing(t *testing.T) {
 		}
 	}
 
-	replaceFile(t, bin, []byte("#!/bin/sh\nexit 3\n"))
+	replaceFile(t, bin, []byte("#!/bin/sh\nexit 3\n"), 0o755)
 	r.cmd.Process.Signal(syscall.SIGUSR2)
 	waitLog("upgrade failed; this superd keeps serving", 1)
 	check("after a broken binary")
 
-	replaceFile(t, bin, good)
-	os.WriteFile(cfg, []byte("services:\n  x: {listen: 'udp://127.0.0.1:1', mode: accept}\n"), 0o644)
+	replaceFile(t, bin, good, 0o755)
+	replaceFile(t, cfg, []byte("services:\n  x: {listen: 'udp://127.0.0.1:1', mode: accept}\n"), 0o644)
 	r.cmd.Process.Signal(syscall.SIGUSR2)
 	waitLog("upgrade failed; this superd keeps serving", 2)
 	check("after an invalid config")
