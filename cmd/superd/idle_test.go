@@ -17,7 +17,7 @@ func TestIdleMemoryTurnsTheCollectorOffAndBack(t *testing.T) {
 		debug.SetGCPercent(old)
 		debug.SetMemoryLimit(oldLimit)
 	})
-	g := newIdleMemory()
+	g := newIdleMemory(0)
 	for i := 0; i < 64; i++ {
 		idleSink = append(idleSink, make([]byte, 64<<10)) // enough to be worth a GC
 	}

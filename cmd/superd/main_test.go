@@ -237,8 +237,14 @@ func (l *logFile) String() string {
 // answers /healthz.
 func startSuperd(t *testing.T, cfg, admin string) *running {
 	t.Helper()
-	r := &running{stderr: newLogFile(t), exited: make(chan error, 1)}
-	r.cmd = exec.Command(superdBin, "run", "-c", cfg)
+	return startCommand(t, exec.Command(superdBin, "run", "-c", cfg), admin)
+}
+
+// startCommand is startSuperd for a command that ends up exec'ing superd
+// (a shell that first moves itself into a cgroup, say).
+func startCommand(t *testing.T, cmd *exec.Cmd, admin string) *running {
+	t.Helper()
+	r := &running{cmd: cmd, stderr: newLogFile(t), exited: make(chan error, 1)}
 	r.cmd.Stderr = r.stderr.f
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)

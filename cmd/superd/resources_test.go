@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -271,4 +272,100 @@ services:
 		t.Error("the listener was not rested after fork failed")
 	}
 	t.Logf("superd used %.2fs CPU over 5 failed forks", cpu)
+}
+
+// TestManyServicesStartInASmallMemoryCgroup starts superd with 10,000
+// services in a memory cgroup of 64 MiB. Running, superd holds less than
+// half of that; starting, with the collector off, it once held ~100 MB
+// and the kernel's OOM killer ended it. It must read the cgroup's limit
+// and keep its start-up within it.
+func TestManyServicesStartInASmallMemoryCgroup(t *testing.T) {
+	const services, limit = 10000, 64 << 20
+	var lim unix.Rlimit
+	if os.Geteuid() != 0 || unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil || lim.Cur < services+1000 {
+		t.Skip("needs root and room for 11,000 open files")
+	}
+	cg, v2 := makeMemoryCgroup(t, limit)
+	dir := worldDir(t)
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	var b strings.Builder
+	fmt.Fprintf(&b, "admin: {listen: %q}\nlog: {level: warn}\ndefaults: {user: nobody}\nservices:\n", admin)
+	for i := range services {
+		// Abstract sockets: 10,000 names no other test can take.
+		fmt.Fprintf(&b, "  s%d: {listen: \"unix://@superd-test-%d-%d\", exec: [/bin/true]}\n", i, os.Getpid(), i)
+	}
+	cfg := writeFile(t, dir, "superd.yaml", b.String())
+	r := startCommand(t, exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && exec "$2" run -c "$3"`,
+		"sh", cg, superdBin, cfg), admin)
+	last := fmt.Sprintf("@superd-test-%d-%d", os.Getpid(), services-1)
+	c, err := net.Dial("unix", last)
+	if err != nil {
+		t.Fatalf("the last service does not listen: %v", err)
+	}
+	c.Close()
+	events := "memory.oom_control"
+	if v2 {
+		events = "memory.events"
+	}
+	text, err := os.ReadFile(cg + "/" + events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := fieldValue(string(text), "oom_kill"); n != "0" {
+		t.Errorf("%s: oom_kill %s, want 0:\n%s", events, n, text)
+	}
+	if err := r.cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("superd is gone: %v\n%s", err, r.stderr.String())
+	}
+}
+
+// makeMemoryCgroup makes a memory cgroup limited to limit bytes (cgroup v2
+// if mounted with the memory controller, else v1), removed when the test
+// ends, and says which version it is. It skips the test where neither can
+// be made.
+func makeMemoryCgroup(t *testing.T, limit int64) (dir string, v2 bool) {
+	t.Helper()
+	procCgroup, err1 := os.ReadFile("/proc/self/cgroup")
+	mountinfo, err2 := os.ReadFile("/proc/self/mountinfo")
+	if err1 != nil || err2 != nil {
+		t.Skip("no /proc/self/cgroup or mountinfo")
+	}
+	for _, v2 := range []bool{true, false} {
+		_, mount, ok := memoryCgroupDir(string(procCgroup), string(mountinfo), v2)
+		if !ok {
+			continue
+		}
+		file := "memory.limit_in_bytes"
+		if v2 {
+			file = "memory.max"
+		}
+		dir := fmt.Sprintf("%s/superd-test-%d", mount, os.Getpid())
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			continue
+		}
+		if err := os.WriteFile(dir+"/"+file, []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
+			os.Remove(dir)
+			continue
+		}
+		// Registered before the processes in it start, so it runs after
+		// their cleanups have ended them: a cgroup goes once empty.
+		t.Cleanup(func() {
+			if !waitUntil(10*time.Second, func() bool { return os.Remove(dir) == nil }) {
+				t.Errorf("cgroup %s not removed", dir)
+			}
+		})
+		return dir, v2
+	}
+	t.Skip("cannot make a memory cgroup")
+	return "", false
+}
+
+// fieldValue is the value of key in "key value" lines.
+func fieldValue(text, key string) string {
+	for line := range strings.SplitSeq(text, "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }

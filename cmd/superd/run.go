@@ -93,8 +93,9 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 
 // runCmd serves in the foreground until SIGTERM or SIGINT.
 func runCmd(args []string, stderr io.Writer) error {
-	mem := newIdleMemory() // reads GOGC and GOMEMLIMIT before startupMemory changes them
-	started := startupMemory()
+	cgMem := cgroupMemoryLimit()
+	mem := newIdleMemory(cgMem) // reads GOGC and GOMEMLIMIT before startupMemory changes them
+	started := startupMemory(cgMem)
 	path, cfg, err := configFromArgs("run", args)
 	if err != nil {
 		return err

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+// cgroup files as the kernel lays them out on the hosts superd meets: v1
+// only (this project's VMs), v2 only (current distributions), systemd's
+// hybrid layout, a container that sees its own cgroup as the root.
+const (
+	v1Cgroup    = "9:name=systemd:/\n5:devices:/\n4:memory:/process_api/abc\n0::/\n"
+	v1Mountinfo = `31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+`
+	v2Cgroup    = "0::/system.slice/superd.service\n"
+	v2Mountinfo = `24 1 8:1 / / rw - ext4 /dev/sda1 rw
+30 24 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+`
+	hybridCgroup    = "6:memory:/system.slice/superd.service\n1:name=systemd:/system.slice/superd.service\n0::/system.slice/superd.service\n"
+	hybridMountinfo = `25 24 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755
+26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate
+33 25 0:30 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+`
+	containerCgroup    = "0::/kubepods/pod1/ctr\n"
+	containerMountinfo = `700 650 0:40 /kubepods/pod1/ctr /sys/fs/cgroup ro,nosuid - cgroup2 cgroup ro
+`
+)
+
+func TestMemoryLimitFindsTheLowestOnTheWayUp(t *testing.T) {
+	for _, tc := range []struct {
+		name                  string
+		procCgroup, mountinfo string
+		files                 map[string]string
+		want                  int64
+	}{
+		{"v1, the parent's limit", v1Cgroup, v1Mountinfo, map[string]string{
+			"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "9223372036854771712\n",
+			"/sys/fs/cgroup/memory/process_api/memory.limit_in_bytes":     "104857600\n",
+			"/sys/fs/cgroup/memory/memory.limit_in_bytes":                 "9223372036854771712\n",
+		}, 100 << 20},
+		{"v1, none", v1Cgroup, v1Mountinfo, map[string]string{
+			"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "9223372036854771712\n",
+		}, 0},
+		{"v2, the unit's own below its slice's", v2Cgroup, v2Mountinfo, map[string]string{
+			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "67108864\n",
+			"/sys/fs/cgroup/system.slice/memory.max":                "536870912\n",
+		}, 64 << 20},
+		{"v2, max", v2Cgroup, v2Mountinfo, map[string]string{
+			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "max\n",
+		}, 0},
+		{"hybrid: v2 has no memory controller, v1 has", hybridCgroup, hybridMountinfo, map[string]string{
+			"/sys/fs/cgroup/memory/system.slice/superd.service/memory.limit_in_bytes": "268435456\n",
+		}, 256 << 20},
+		{"container: its cgroup mounted as the root", containerCgroup, containerMountinfo, map[string]string{
+			"/sys/fs/cgroup/memory.max": "134217728\n",
+		}, 128 << 20},
+		{"nothing mounted", v2Cgroup, "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n", nil, 0},
+		{"a mount point with a space", "0::/a\n", `30 24 0:26 / /cg\040root rw - cgroup2 cgroup2 rw
+`, map[string]string{"/cg root/a/memory.max": "1000\n"}, 1000},
+	} {
+		read := func(file string) (string, error) {
+			if v, ok := tc.files[file]; ok {
+				return v, nil
+			}
+			return "", os.ErrNotExist
+		}
+		if got := memoryLimit(tc.procCgroup, tc.mountinfo, read); got != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The limit of the cgroup this test runs in, read from the real files:
+// whatever it is, it must parse (0 where there is none).
+func TestCgroupMemoryLimitReadsThisHost(t *testing.T) {
+	if n := cgroupMemoryLimit(); n < 0 || n >= unlimitedMemory {
+		t.Errorf("cgroupMemoryLimit() = %d", n)
+	}
+}
+
+func FuzzMemoryLimit(f *testing.F) {
+	f.Add(v1Cgroup, v1Mountinfo, "104857600")
+	f.Add(v2Cgroup, v2Mountinfo, "max")
+	f.Add(hybridCgroup, hybridMountinfo, "-1")
+	f.Add(containerCgroup, containerMountinfo, "12\\n")
+	f.Fuzz(func(t *testing.T, procCgroup, mountinfo, value string) {
+		reads := 0
+		read := func(file string) (string, error) {
+			if reads++; reads > 1000 {
+				t.Fatalf("more than 1000 reads walking up to the mount")
+			}
+			if !strings.HasPrefix(file, "/") {
+				return "", errors.New("relative path " + file)
+			}
+			return value, nil
+		}
+		if n := memoryLimit(procCgroup, mountinfo, read); n < 0 || n >= unlimitedMemory {
+			t.Errorf("limit %d", n)
+		}
+	})
+}
