@@ -477,6 +477,8 @@ func (p *parser) rlimitsKey(d *draft, f field) bool {
 				continue
 			}
 		}
+		// The program's own copy of the name, not the YAML scalar's.
+		name = rlimitNames[slices.Index(rlimitNames, name)]
 		d.svc.Rlimits = append(d.svc.Rlimits, Rlimit{Resource: res, Name: name, Value: v})
 	}
 	slices.SortFunc(d.svc.Rlimits, func(a, b Rlimit) int { return compareStrings(a.Name, b.Name) })
