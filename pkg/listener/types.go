@@ -74,7 +74,7 @@ type Options struct {
 	// FileMode is the permission of a UNIX socket file; 0 means 0666, so
 	// that any local user may connect unless the configuration narrows it.
 	FileMode uint32
-	// The flags last, where they share one word.
+	// The flags last, packed with FileMode into two words.
 	IPv6Only        bool
 	ReusePort       bool
 	FreeBind        bool

@@ -123,17 +123,17 @@ func (s *Server) serveDatagrams(svc *service, now time.Time) {
 			}
 			src := netip.AddrPortFrom(ip, uint16(port))
 			if s.ownBuiltinPort(uint16(port)) {
-				svc.refused(metrics.ReasonAccess, src.String(), now)
+				svc.refused(metrics.ReasonAccess, src, now)
 				continue
 			}
 			if svc.acl != nil && !svc.acl.Allowed(ip) {
-				svc.refused(metrics.ReasonAccess, src.String(), now)
+				svc.refused(metrics.ReasonAccess, src, now)
 				continue
 			}
 			reply, ok := builtin.ReplyDatagram(svc.cfg.Internal, s.dgram[:n], src, time.Now, s.reply)
 			if !ok {
 				if svc.cfg.Internal != "discard" {
-					svc.refused(metrics.ReasonAccess, src.String(), now)
+					svc.refused(metrics.ReasonAccess, src, now)
 				}
 				continue
 			}
