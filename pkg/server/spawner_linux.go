@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -257,10 +258,10 @@ func (p *spawnPool) spawner(isolated chan<- isolation, private bool) {
 
 	buf := make([]byte, 8+maxSpawnFiles)
 	oob := make([]byte, unix.CmsgSpace(4*maxSpawnFiles))
-	var files []int
+	var files, got []int
 	for failures := 0; ; {
 		n, oobn, flags, _, err := unix.Recvmsg(recv, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		got := receivedFDs(oob[:oobn])
+		got = receivedFDs(got[:0], oob[:oobn])
 		switch {
 		case err == nil && n == 0:
 			return // end of file: the pool was stopped
@@ -320,16 +321,29 @@ func closeAll(fds []int) {
 	}
 }
 
-func receivedFDs(oob []byte) []int {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil
-	}
-	var fds []int
-	for i := range msgs {
-		if r, err := unix.ParseUnixRights(&msgs[i]); err == nil {
-			fds = append(fds, r...)
+// receivedFDs appends to fds the descriptors of the SCM_RIGHTS messages in
+// oob, the ancillary data of a recvmsg. It is x/sys's
+// ParseSocketControlMessage and ParseUnixRights without their two
+// allocations per message (a spawn's hand-over is one message); a
+// malformed header ends it with what came before, which the caller then
+// closes like the rest.
+func receivedFDs(fds []int, oob []byte) []int {
+	for len(oob) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		if int64(h.Len) < int64(unix.CmsgLen(0)) || uint64(h.Len) > uint64(len(oob)) {
+			break
 		}
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_RIGHTS {
+			for data := oob[unix.CmsgLen(0):h.Len]; len(data) >= 4; data = data[4:] {
+				fds = append(fds, int(*(*int32)(unsafe.Pointer(&data[0]))))
+			}
+		}
+		// The next header starts where this one's space ends, aligned.
+		next := unix.CmsgSpace(int(h.Len) - unix.CmsgLen(0))
+		if next > len(oob) {
+			break
+		}
+		oob = oob[next:]
 	}
 	return fds
 }
