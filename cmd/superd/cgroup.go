@@ -7,23 +7,28 @@ import (
 	"strings"
 )
 
-// cgroupMemoryLimit returns the memory limit that applies to superd's
-// cgroup — the lowest of its own and its ancestors' up to the mounted
-// root, cgroup v2's memory.max or v1's memory.limit_in_bytes — or 0 when
-// there is none or it cannot be read. The Go runtime reads the cgroup's
-// CPU limit but not its memory limit, so superd, which turns the
-// collector off while it starts and while it idles, must bound those
-// phases by it itself (idle.go).
-func cgroupMemoryLimit() int64 {
+// cgroupMemory is what superd's memory cgroup allows: limit, the lowest
+// limit of its own and its ancestors' up to the mounted root (cgroup v2's
+// memory.max, v1's memory.limit_in_bytes), and room, the least any of
+// those cgroups has left below its limit now (memory.current, v1's
+// memory.usage_in_bytes; everything charged there counts: a superd that
+// is handing over to this one in a live upgrade, its children, kernel
+// memory). Both are 0 where there is no limit or it cannot be read. The
+// Go runtime reads the cgroup's CPU limit but not its memory limit, so
+// superd, which turns the collector off while it starts and while it
+// idles, must bound those phases by it itself (idle.go).
+type cgroupMemory struct{ limit, room int64 }
+
+func readCgroupMemory() cgroupMemory {
 	cg, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		return 0
+		return cgroupMemory{}
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return 0
+		return cgroupMemory{}
 	}
-	return memoryLimit(string(cg), string(mi), func(file string) (string, error) {
+	return memoryOf(string(cg), string(mi), func(file string) (string, error) {
 		b, err := os.ReadFile(file)
 		return string(b), err
 	})
@@ -33,44 +38,59 @@ func cgroupMemoryLimit() int64 {
 // largest page-aligned int64, v2 the word "max").
 const unlimitedMemory = 1 << 62
 
-// memoryLimit is cgroupMemoryLimit on the contents of /proc/self/cgroup and
-// /proc/self/mountinfo, reading the limit files with read. The unified
+// memoryOf is readCgroupMemory on the contents of /proc/self/cgroup and
+// /proc/self/mountinfo, reading the cgroup's files with read. The unified
 // (v2) hierarchy wins where both are mounted with a memory controller.
-func memoryLimit(procCgroup, mountinfo string, read func(string) (string, error)) int64 {
+func memoryOf(procCgroup, mountinfo string, read func(string) (string, error)) cgroupMemory {
+	number := func(file string) (int64, bool) {
+		text, err := read(file)
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+		return n, err == nil && n >= 0 && n < unlimitedMemory
+	}
 	for _, v2 := range []bool{true, false} {
 		dir, mount, ok := memoryCgroupDir(procCgroup, mountinfo, v2)
 		if !ok {
 			continue
 		}
-		file := "memory.limit_in_bytes"
+		limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
 		if v2 {
-			file = "memory.max"
+			limitFile, usageFile = "memory.max", "memory.current"
 		}
-		lowest := int64(0)
-		for {
-			text, err := read(path.Join(dir, file))
-			if err == nil {
-				if n, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64); err == nil && n > 0 && n < unlimitedMemory && (lowest == 0 || n < lowest) {
-					lowest = n
+		var m cgroupMemory
+		for steps := strings.Count(dir, "/") + 1; steps > 0; steps-- {
+			if n, ok := number(path.Join(dir, limitFile)); ok && n > 0 {
+				room := n
+				if u, ok := number(path.Join(dir, usageFile)); ok {
+					room = max(n-u, 0)
 				}
+				if m.limit == 0 {
+					m = cgroupMemory{limit: n, room: room}
+				}
+				m.limit, m.room = min(m.limit, n), min(m.room, room)
 			}
-			if dir == mount || !strings.HasPrefix(dir, mount+"/") {
+			if dir == mount {
 				break
 			}
 			dir = path.Dir(dir)
 		}
-		if lowest > 0 {
-			return lowest
+		if m.limit > 0 {
+			return m
 		}
 		// A v2 hierarchy without the memory controller (systemd's
 		// hybrid layout): v1's may have it.
 	}
-	return 0
+	return cgroupMemory{}
 }
 
 // memoryCgroupDir finds the directory of superd's memory cgroup (v2: the
 // unified hierarchy; v1: the hierarchy with the memory controller) and the
-// mount point it lies under.
+// mount point it lies under: of the mounts whose root holds the cgroup,
+// the last listed (a later mount on the same point hides an earlier one).
+// A cgroup outside every mount's root (a process outside its cgroup
+// namespace sees "/.." in its path) has none.
 func memoryCgroupDir(procCgroup, mountinfo string, v2 bool) (dir, mount string, ok bool) {
 	cgPath := ""
 	for _, line := range strings.Split(procCgroup, "\n") {
@@ -85,36 +105,34 @@ func memoryCgroupDir(procCgroup, mountinfo string, v2 bool) (dir, mount string, 
 			break
 		}
 	}
-	if cgPath == "" {
+	if cgPath == "" || path.Clean(cgPath) != cgPath || hasWord(cgPath, "/", "..") {
 		return "", "", false
 	}
 	for _, line := range strings.Split(mountinfo, "\n") {
 		// ID parent major:minor root mountpoint options [optional...] - fstype source superoptions
-		pre, post, ok := strings.Cut(line, " - ")
+		pre, post, found := strings.Cut(line, " - ")
 		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 3 {
+		if !found || len(f) < 5 || len(g) < 3 {
 			continue
 		}
 		if v2 && g[0] != "cgroup2" || !v2 && (g[0] != "cgroup" || !hasWord(g[2], ",", "memory")) {
 			continue
 		}
-		root, mount := unescapeMountinfo(f[3]), unescapeMountinfo(f[4])
-		rel := cgPath
+		root, mnt := unescapeMountinfo(f[3]), unescapeMountinfo(f[4])
+		var rel string
 		switch {
 		case root == "/":
-		case rel == root:
+			rel = cgPath
+		case cgPath == root:
 			rel = "/"
-		case strings.HasPrefix(rel, root+"/"):
-			rel = rel[len(root):]
+		case strings.HasPrefix(cgPath, root+"/"):
+			rel = cgPath[len(root):]
 		default:
-			// A cgroup outside what is mounted here (a container
-			// seeing its own cgroup as the root): the mount is the
-			// closest it gets.
-			rel = "/"
+			continue // this mount shows another part of the hierarchy
 		}
-		return path.Join(mount, rel), path.Clean(mount), true
+		dir, mount, ok = path.Join(mnt, rel), path.Clean(mnt), true
 	}
-	return "", "", false
+	return dir, mount, ok
 }
 
 // hasWord says whether list, split at sep, holds word.

@@ -1,9 +1,8 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"strings"
+	"path"
 	"testing"
 )
 
@@ -30,37 +29,58 @@ const (
 `
 )
 
-func TestMemoryLimitFindsTheLowestOnTheWayUp(t *testing.T) {
+func TestCgroupMemoryFindsTheLowestOnTheWayUp(t *testing.T) {
 	for _, tc := range []struct {
 		name                  string
 		procCgroup, mountinfo string
 		files                 map[string]string
-		want                  int64
+		want                  cgroupMemory
 	}{
 		{"v1, the parent's limit", v1Cgroup, v1Mountinfo, map[string]string{
 			"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "9223372036854771712\n",
 			"/sys/fs/cgroup/memory/process_api/memory.limit_in_bytes":     "104857600\n",
+			"/sys/fs/cgroup/memory/process_api/memory.usage_in_bytes":     "4857600\n",
 			"/sys/fs/cgroup/memory/memory.limit_in_bytes":                 "9223372036854771712\n",
-		}, 100 << 20},
+		}, cgroupMemory{100 << 20, 100000000}},
 		{"v1, none", v1Cgroup, v1Mountinfo, map[string]string{
 			"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "9223372036854771712\n",
-		}, 0},
-		{"v2, the unit's own below its slice's", v2Cgroup, v2Mountinfo, map[string]string{
-			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "67108864\n",
-			"/sys/fs/cgroup/system.slice/memory.max":                "536870912\n",
-		}, 64 << 20},
+		}, cgroupMemory{}},
+		{"v2, the unit's own below its slice's, the slice fuller", v2Cgroup, v2Mountinfo, map[string]string{
+			"/sys/fs/cgroup/system.slice/superd.service/memory.max":     "67108864\n",
+			"/sys/fs/cgroup/system.slice/superd.service/memory.current": "8388608\n",
+			"/sys/fs/cgroup/system.slice/memory.max":                    "536870912\n",
+			"/sys/fs/cgroup/system.slice/memory.current":                "520093696\n",
+		}, cgroupMemory{64 << 20, 16 << 20}},
 		{"v2, max", v2Cgroup, v2Mountinfo, map[string]string{
 			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "max\n",
-		}, 0},
+		}, cgroupMemory{}},
+		{"v2, usage unreadable: all the limit is room", v2Cgroup, v2Mountinfo, map[string]string{
+			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "1000\n",
+		}, cgroupMemory{1000, 1000}},
+		{"v2, over its limit: no room", v2Cgroup, v2Mountinfo, map[string]string{
+			"/sys/fs/cgroup/system.slice/superd.service/memory.max":     "1000\n",
+			"/sys/fs/cgroup/system.slice/superd.service/memory.current": "2000\n",
+		}, cgroupMemory{1000, 0}},
 		{"hybrid: v2 has no memory controller, v1 has", hybridCgroup, hybridMountinfo, map[string]string{
 			"/sys/fs/cgroup/memory/system.slice/superd.service/memory.limit_in_bytes": "268435456\n",
-		}, 256 << 20},
+		}, cgroupMemory{256 << 20, 256 << 20}},
 		{"container: its cgroup mounted as the root", containerCgroup, containerMountinfo, map[string]string{
 			"/sys/fs/cgroup/memory.max": "134217728\n",
-		}, 128 << 20},
-		{"nothing mounted", v2Cgroup, "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n", nil, 0},
+		}, cgroupMemory{128 << 20, 128 << 20}},
+		{"a mount of another subtree first, then the whole hierarchy", "0::/a/b\n",
+			"30 24 0:26 /other /mnt/other rw - cgroup2 cgroup2 rw\n31 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+			map[string]string{"/mnt/other/memory.max": "1048576\n", "/sys/fs/cgroup/a/b/memory.max": "50000000\n"},
+			cgroupMemory{50000000, 50000000}},
+		{"the same point mounted twice: the later one shows", "0::/a\n",
+			"30 24 0:26 / /cg rw - cgroup2 cgroup2 rw\n31 24 0:27 /a /cg rw - cgroup2 cgroup2 rw\n",
+			map[string]string{"/cg/a/memory.max": "1000\n", "/cg/memory.max": "2000\n"},
+			cgroupMemory{2000, 2000}},
+		{"outside the namespace's root", "0::/../../etc\n", v2Mountinfo, map[string]string{
+			"/sys/etc/memory.max": "1000\n",
+		}, cgroupMemory{}},
+		{"nothing mounted", v2Cgroup, "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n", nil, cgroupMemory{}},
 		{"a mount point with a space", "0::/a\n", `30 24 0:26 / /cg\040root rw - cgroup2 cgroup2 rw
-`, map[string]string{"/cg root/a/memory.max": "1000\n"}, 1000},
+`, map[string]string{"/cg root/a/memory.max": "1000\n"}, cgroupMemory{1000, 1000}},
 	} {
 		read := func(file string) (string, error) {
 			if v, ok := tc.files[file]; ok {
@@ -68,38 +88,38 @@ func TestMemoryLimitFindsTheLowestOnTheWayUp(t *testing.T) {
 			}
 			return "", os.ErrNotExist
 		}
-		if got := memoryLimit(tc.procCgroup, tc.mountinfo, read); got != tc.want {
-			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+		if got := memoryOf(tc.procCgroup, tc.mountinfo, read); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
 }
 
-// The limit of the cgroup this test runs in, read from the real files:
-// whatever it is, it must parse (0 where there is none).
-func TestCgroupMemoryLimitReadsThisHost(t *testing.T) {
-	if n := cgroupMemoryLimit(); n < 0 || n >= unlimitedMemory {
-		t.Errorf("cgroupMemoryLimit() = %d", n)
+// The memory cgroup this test runs in, read from the real files: whatever
+// it is, it must parse (zero where there is no limit).
+func TestReadCgroupMemoryReadsThisHost(t *testing.T) {
+	if m := readCgroupMemory(); m.limit < 0 || m.limit >= unlimitedMemory || m.room < 0 || m.room > m.limit {
+		t.Errorf("readCgroupMemory() = %+v", m)
 	}
 }
 
-func FuzzMemoryLimit(f *testing.F) {
+func FuzzCgroupMemory(f *testing.F) {
 	f.Add(v1Cgroup, v1Mountinfo, "104857600")
 	f.Add(v2Cgroup, v2Mountinfo, "max")
 	f.Add(hybridCgroup, hybridMountinfo, "-1")
-	f.Add(containerCgroup, containerMountinfo, "12\\n")
+	f.Add(containerCgroup, containerMountinfo, "12\n")
 	f.Fuzz(func(t *testing.T, procCgroup, mountinfo, value string) {
 		reads := 0
 		read := func(file string) (string, error) {
 			if reads++; reads > 1000 {
 				t.Fatalf("more than 1000 reads walking up to the mount")
 			}
-			if !strings.HasPrefix(file, "/") {
-				return "", errors.New("relative path " + file)
+			if path.Clean(file) != file || hasWord(file, "/", "..") {
+				t.Errorf("read %q: not a clean path under a mount", file)
 			}
 			return value, nil
 		}
-		if n := memoryLimit(procCgroup, mountinfo, read); n < 0 || n >= unlimitedMemory {
-			t.Errorf("limit %d", n)
+		if m := memoryOf(procCgroup, mountinfo, read); m.limit < 0 || m.limit >= unlimitedMemory || m.room < 0 || m.room > m.limit {
+			t.Errorf("%+v", m)
 		}
 	})
 }

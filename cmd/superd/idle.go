@@ -43,16 +43,16 @@ const idleHeadroom = 64 << 20
 // idle to be worth a collection.
 const idleGCThreshold = 1 << 20
 
-// newIdleMemory reads the memory policy superd starts with; cgroupLimit is
-// the memory limit of superd's cgroup (0: none).
-func newIdleMemory(cgroupLimit int64) *idleMemory {
+// newIdleMemory reads the memory policy superd starts with; cg is its
+// memory cgroup's (readCgroupMemory).
+func newIdleMemory(cg cgroupMemory) *idleMemory {
 	// GOGC's and GOMEMLIMIT's effect, read without changing them.
 	now := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
 	metrics.Read(now)
 	return &idleMemory{
 		percent:  int(now[0].Value.Uint64()),
 		limit:    int64(now[1].Value.Uint64()),
-		headroom: min(idleHeadroom, offCap(cgroupLimit)/2),
+		headroom: min(idleHeadroom, quarterOf(cg.limit)),
 		sample: []metrics.Sample{
 			{Name: "/gc/heap/allocs:bytes"},
 			{Name: "/memory/classes/total:bytes"},
@@ -86,24 +86,38 @@ func (g *idleMemory) set(idle bool) {
 // startupLimit caps superd's memory while it starts with the collector off.
 const startupLimit = 512 << 20
 
-// offCap is the most memory superd lets the runtime take, in a memory
-// cgroup limited to cgroupLimit, while superd keeps the collector off:
-// half the limit, the rest left to what the runtime does not count
-// (the executable's pages, socket buffers, children). Without a limit
-// (cgroupLimit 0) it does not bound anything. Measured: 10,000 services
-// start with a peak of ~100 MB with the collector off; in a 64 MiB
-// cgroup, superd was killed by the OOM killer while starting — a steady
-// 27 MB and the stock collector would have fitted.
-func offCap(cgroupLimit int64) int64 {
-	if cgroupLimit <= 0 {
+// quarterOf is a quarter of a cgroup's memory limit, or no bound where
+// there is none (0).
+func quarterOf(limit int64) int64 {
+	if limit <= 0 {
 		return math.MaxInt64
 	}
-	return cgroupLimit / 2
+	return limit / 4
+}
+
+// minStartup is the least memory limit superd starts under: below it the
+// runtime would collect without end (it takes a few MB before parsing).
+const minStartup = 16 << 20
+
+// startupCap is the most memory superd lets the runtime take while it
+// starts with the collector off, in a memory cgroup: half the room the
+// cgroup has left, the rest for what the runtime does not count (the
+// executable's pages, the kernel's memory for each socket — ~4 KiB a TCP
+// listener —, a superd handing over in a live upgrade), and at least
+// minStartup. Without a limit it bounds nothing. Measured: 10,000 services
+// start with a peak of ~100 MB with the collector off; in a 64 MiB cgroup,
+// superd was killed by the OOM killer while starting, though it then
+// holds 27 MB.
+func startupCap(cg cgroupMemory) int64 {
+	if cg.limit <= 0 {
+		return math.MaxInt64
+	}
+	return max(cg.room/2, minStartup)
 }
 
 // startupMemory turns the collector off while superd parses its
 // configuration and binds its sockets — under a memory limit of
-// startupLimit, or offCap(cgroupLimit) if lower — and returns the
+// startupLimit, or startupCap(cg) if lower — and returns the
 // function that turns it back on, collects and returns the garbage to
 // the kernel. Collections during start-up would free the parser's garbage
 // piecemeal and let what superd keeps fill the holes, scattered over many
@@ -112,10 +126,10 @@ func offCap(cgroupLimit int64) int64 {
 // start-up with the collector on, 42 MB this way (peak 126 MB instead of
 // 90 MB while starting; since then 27 MB, peak 97 MB). Where the limit
 // is reached the runtime collects as it must, and superd starts anyway.
-func startupMemory(cgroupLimit int64) (done func()) {
+func startupMemory(cg cgroupMemory) (done func()) {
 	percent := debug.SetGCPercent(-1)
 	limit := debug.SetMemoryLimit(-1)
-	debug.SetMemoryLimit(min(limit, startupLimit, offCap(cgroupLimit)))
+	debug.SetMemoryLimit(min(limit, startupLimit, startupCap(cg)))
 	return func() {
 		debug.SetGCPercent(percent)
 		debug.SetMemoryLimit(limit)

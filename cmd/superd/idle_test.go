@@ -17,7 +17,7 @@ func TestIdleMemoryTurnsTheCollectorOffAndBack(t *testing.T) {
 		debug.SetGCPercent(old)
 		debug.SetMemoryLimit(oldLimit)
 	})
-	g := newIdleMemory(0)
+	g := newIdleMemory(cgroupMemory{})
 	for i := 0; i < 64; i++ {
 		idleSink = append(idleSink, make([]byte, 64<<10)) // enough to be worth a GC
 	}
@@ -54,6 +54,28 @@ func TestSpawnerCountFromTheEnvironment(t *testing.T) {
 		t.Setenv("SUPERD_SPAWNERS", bad)
 		if _, err := spawnerCount(); err == nil || !strings.Contains(err.Error(), "SUPERD_SPAWNERS") {
 			t.Errorf("SUPERD_SPAWNERS=%s: error %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
+// In a memory cgroup, start-up takes at most half the room left, never
+// less than minStartup; idle headroom at most a quarter of the limit.
+func TestMemoryBoundsFollowTheCgroup(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		cg                cgroupMemory
+		startup, headroom int64
+	}{
+		{cgroupMemory{}, math.MaxInt64, idleHeadroom},
+		{cgroupMemory{64 * mib, 60 * mib}, 30 * mib, 16 * mib},
+		{cgroupMemory{64 * mib, 10 * mib}, minStartup, 16 * mib}, // a superd handing over holds the rest
+		{cgroupMemory{1024 * mib, 1000 * mib}, 500 * mib, idleHeadroom},
+	} {
+		if got := startupCap(tc.cg); got != tc.startup {
+			t.Errorf("%+v: start-up cap %d, want %d", tc.cg, got, tc.startup)
+		}
+		if got := newIdleMemory(tc.cg).headroom; got != tc.headroom {
+			t.Errorf("%+v: idle headroom %d, want %d", tc.cg, got, tc.headroom)
 		}
 	}
 }

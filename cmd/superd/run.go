@@ -93,9 +93,9 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 
 // runCmd serves in the foreground until SIGTERM or SIGINT.
 func runCmd(args []string, stderr io.Writer) error {
-	cgMem := cgroupMemoryLimit()
-	mem := newIdleMemory(cgMem) // reads GOGC and GOMEMLIMIT before startupMemory changes them
-	started := startupMemory(cgMem)
+	cg := readCgroupMemory()
+	mem := newIdleMemory(cg) // reads GOGC and GOMEMLIMIT before startupMemory changes them
+	started := startupMemory(cg)
 	path, cfg, err := configFromArgs("run", args)
 	if err != nil {
 		return err
