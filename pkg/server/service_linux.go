@@ -498,7 +498,9 @@ func (sk *socket) connEnv(fd int, remote *[4]string) []string {
 	local := sk.localEnv
 	if local[0] == "" {
 		var lip, lport string
-		if a := sk.cfg.Address; !a.IP.IsUnspecified() {
+		a := sk.cfg.Address
+		bound := !a.IP.IsUnspecified()
+		if bound {
 			lip, lport = a.IP.WithZone("").String(), strconv.Itoa(int(a.Port))
 		} else if lsa, err := unix.Getsockname(fd); err == nil {
 			// A wildcard socket: each connection has its own local address.
@@ -507,7 +509,7 @@ func (sk *socket) connEnv(fd int, remote *[4]string) []string {
 			}
 		}
 		local = [2]string{"TCPLOCALIP=" + lip, "TCPLOCALPORT=" + lport}
-		if !sk.cfg.Address.IP.IsUnspecified() {
+		if bound {
 			sk.localEnv = local
 		}
 	}
