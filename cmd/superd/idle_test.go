@@ -79,3 +79,24 @@ func TestMemoryBoundsFollowTheCgroup(t *testing.T) {
 		}
 	}
 }
+
+// A live upgrade needs room for a second superd: twice what this one
+// holds; without a memory limit nothing is refused.
+func TestRoomForUpgrade(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		cg   cgroupMemory
+		held int64
+		ok   bool
+	}{
+		{cgroupMemory{}, 1 << 40, true},
+		{cgroupMemory{96 * mib, 51 * mib}, 22 * mib, true},
+		{cgroupMemory{80 * mib, 35 * mib}, 22 * mib, false},
+		{cgroupMemory{64 * mib, 0}, 22 * mib, false},
+	} {
+		err := roomForUpgrade(tc.cg, tc.held)
+		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "MemoryMax=") {
+			t.Errorf("%+v, held %d: %v", tc.cg, tc.held, err)
+		}
+	}
+}

@@ -280,24 +280,51 @@ services:
 // and the kernel's OOM killer ended it. It must read the cgroup's limit
 // and keep its start-up within it.
 func TestManyServicesStartInASmallMemoryCgroup(t *testing.T) {
-	const services, limit = 10000, 64 << 20
+	r, cg, v2, last := startInMemoryCgroup(t, 64<<20)
+	checkNoOOMKill(t, r, cg, v2, last)
+}
+
+// A live upgrade runs two superds in the cgroup: where the second cannot
+// fit, superd must refuse to start it rather than let the OOM killer take
+// one or both (in 64 MiB with 10,000 services it took both).
+func TestLiveUpgradeRefusedWhereTheCgroupHasNoRoom(t *testing.T) {
+	r, cg, v2, last := startInMemoryCgroup(t, 64<<20)
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	if !waitUntil(10*time.Second, func() bool { return strings.Contains(r.stderr.String(), "not starting one") }) {
+		t.Fatalf("no refusal logged:\n%s", r.stderr.String())
+	}
+	checkNoOOMKill(t, r, cg, v2, last)
+}
+
+// startInMemoryCgroup starts superd with 10,000 services in a memory
+// cgroup limited to limit bytes; last is the last service's socket.
+func startInMemoryCgroup(t *testing.T, limit int64) (r *running, cg string, v2 bool, last string) {
+	t.Helper()
+	const services = 10000
 	var lim unix.Rlimit
 	if os.Geteuid() != 0 || unix.Getrlimit(unix.RLIMIT_NOFILE, &lim) != nil || lim.Cur < services+1000 {
 		t.Skip("needs root and room for 11,000 open files")
 	}
-	cg, v2 := makeMemoryCgroup(t, limit)
+	cg, v2 = makeMemoryCgroup(t, limit)
 	dir := worldDir(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	// Abstract sockets: 10,000 names no other test can take.
+	prefix := fmt.Sprintf("superd-test-%d-%s", os.Getpid(), t.Name())
 	var b strings.Builder
 	fmt.Fprintf(&b, "admin: {listen: %q}\nlog: {level: warn}\ndefaults: {user: nobody}\nservices:\n", admin)
 	for i := range services {
-		// Abstract sockets: 10,000 names no other test can take.
-		fmt.Fprintf(&b, "  s%d: {listen: \"unix://@superd-test-%d-%d\", exec: [/bin/true]}\n", i, os.Getpid(), i)
+		fmt.Fprintf(&b, "  s%d: {listen: \"unix://@%s-%d\", exec: [/bin/true]}\n", i, prefix, i)
 	}
 	cfg := writeFile(t, dir, "superd.yaml", b.String())
-	r := startCommand(t, exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && exec "$2" run -c "$3"`,
+	r = startCommand(t, exec.Command("/bin/sh", "-c", `echo $$ > "$1/cgroup.procs" && exec "$2" run -c "$3"`,
 		"sh", cg, superdBin, cfg), admin)
-	last := fmt.Sprintf("@superd-test-%d-%d", os.Getpid(), services-1)
+	return r, cg, v2, fmt.Sprintf("@%s-%d", prefix, services-1)
+}
+
+// checkNoOOMKill checks that the OOM killer spared the cgroup cg and that
+// superd still serves the socket last.
+func checkNoOOMKill(t *testing.T, r *running, cg string, v2 bool, last string) {
+	t.Helper()
 	c, err := net.Dial("unix", last)
 	if err != nil {
 		t.Fatalf("the last service does not listen: %v", err)

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -162,6 +163,9 @@ func dupListener(l net.Listener) (int, error) {
 // write end of the freed pipe and the new superd's pid on success; on
 // failure the new process is gone and the old one keeps serving.
 func (u *upgrader) start() (*os.File, int, error) {
+	if err := roomForUpgrade(readCgroupMemory(), heldMemory()); err != nil {
+		return nil, 0, err
+	}
 	_, fds, busy, err := u.srv.Listening()
 	if err != nil {
 		u.srv.Resume()
@@ -275,4 +279,27 @@ func waitReady(r *os.File, timeout time.Duration) error {
 		}
 		return errNotReady
 	}
+}
+
+// roomForUpgrade refuses a live upgrade that the memory cgroup cannot hold:
+// until this superd leaves, both run in it, and where the second one does
+// not fit the OOM killer takes one of them, or both. A second superd
+// needs about twice what this one holds (its own, and its start-up's
+// garbage); measured with 10,000 UNIX-socket services, where this one
+// held 22 MiB, it fitted with 51 MiB of room and was killed with 35 MiB
+// or less. held is what this superd's runtime holds (heldMemory).
+func roomForUpgrade(cg cgroupMemory, held int64) error {
+	if cg.limit <= 0 || cg.room >= 2*held {
+		return nil
+	}
+	return fmt.Errorf("the memory cgroup has %d MiB left below its limit of %d MiB, and a second superd needs about %d MiB (twice what this one holds): not starting one; raise the limit (MemoryMax=) or restart superd instead",
+		cg.room>>20, cg.limit>>20, (2*held)>>20)
+}
+
+// heldMemory is what the Go runtime holds from the kernel now: everything
+// it mapped less what it has handed back.
+func heldMemory() int64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
 }
