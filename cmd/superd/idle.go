@@ -115,6 +115,22 @@ func startupCap(cg cgroupMemory) int64 {
 	return max(cg.room/2, minStartup)
 }
 
+// socketKernelMemory is what the kernel charges a memory cgroup for one
+// listening socket, at most: ~4 KiB for a TCP listener (10,000 took 40
+// MiB), less for UNIX and UDP sockets.
+const socketKernelMemory = 4 << 10
+
+// startupSockets lowers the start-up bound, once the configuration is
+// parsed, by the kernel memory the cgroup is about to be charged for its n
+// sockets: it counts against the same limit, unseen by the runtime.
+func startupSockets(cg cgroupMemory, n int) {
+	if cg.limit <= 0 {
+		return
+	}
+	room := cgroupMemory{limit: cg.limit, room: max(cg.room-int64(n)*socketKernelMemory, 0)}
+	debug.SetMemoryLimit(min(debug.SetMemoryLimit(-1), startupCap(room)))
+}
+
 // startupMemory turns the collector off while superd parses its
 // configuration and binds its sockets — under a memory limit of
 // startupLimit, or startupCap(cg) if lower — and returns the

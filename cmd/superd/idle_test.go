@@ -100,3 +100,30 @@ func TestRoomForUpgrade(t *testing.T) {
 		}
 	}
 }
+
+// Once the sockets are known, the start-up bound leaves room for what the
+// kernel will charge the cgroup for them.
+func TestStartupBoundLeavesRoomForSockets(t *testing.T) {
+	const mib = 1 << 20
+	old := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() { debug.SetMemoryLimit(old) })
+	startupSockets(cgroupMemory{}, 10000)
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		t.Errorf("no cgroup limit: memory limit %d, want it unchanged", l)
+	}
+	for _, tc := range []struct {
+		room    int64
+		sockets int
+		want    int64
+	}{
+		{200 * mib, 10000, (200*mib - 10000*socketKernelMemory) / 2},
+		{60 * mib, 10000, minStartup}, // 40 MiB of sockets: the floor
+		{60 * mib, 0, 30 * mib},
+	} {
+		debug.SetMemoryLimit(math.MaxInt64)
+		startupSockets(cgroupMemory{limit: 256 * mib, room: tc.room}, tc.sockets)
+		if l := debug.SetMemoryLimit(-1); l != tc.want {
+			t.Errorf("room %d MiB, %d sockets: memory limit %d, want %d", tc.room/mib, tc.sockets, l, tc.want)
+		}
+	}
+}

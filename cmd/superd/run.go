@@ -100,6 +100,11 @@ func runCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sockets := 0
+	for _, sc := range cfg.Services {
+		sockets += len(sc.Sockets)
+	}
+	startupSockets(cg, sockets)
 	log, err := newLogger(cfg.Log)
 	if err != nil {
 		return err
