@@ -11,12 +11,13 @@ import (
 // limit of its own and its ancestors' up to the mounted root (cgroup v2's
 // memory.max, v1's memory.limit_in_bytes), and room, the least any of
 // those cgroups has left below its limit now (memory.current, v1's
-// memory.usage_in_bytes; everything charged there counts: a superd that
-// is handing over to this one in a live upgrade, its children, kernel
-// memory). Both are 0 where there is no limit or it cannot be read. The
-// Go runtime reads the cgroup's CPU limit but not its memory limit, so
-// superd, which turns the collector off while it starts and while it
-// idles, must bound those phases by it itself (idle.go).
+// memory.usage_in_bytes, less the inactive file cache of memory.stat;
+// everything else charged there counts: a superd that is handing over to
+// this one in a live upgrade, its children, kernel memory). Both are 0
+// where there is no limit or it cannot be read. The Go runtime reads the
+// cgroup's CPU limit but not its memory limit, so superd, which turns the
+// collector off while it starts and while it idles, must bound those
+// phases by it itself (idle.go).
 type cgroupMemory struct{ limit, room int64 }
 
 func readCgroupMemory() cgroupMemory {
@@ -55,15 +56,21 @@ func memoryOf(procCgroup, mountinfo string, read func(string) (string, error)) c
 		if !ok {
 			continue
 		}
-		limitFile, usageFile := "memory.limit_in_bytes", "memory.usage_in_bytes"
+		limitFile, usageFile, inactiveFile := "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
 		if v2 {
-			limitFile, usageFile = "memory.max", "memory.current"
+			limitFile, usageFile, inactiveFile = "memory.max", "memory.current", "inactive_file"
 		}
 		var m cgroupMemory
 		for steps := strings.Count(dir, "/") + 1; steps > 0; steps-- {
 			if n, ok := number(path.Join(dir, limitFile)); ok && n > 0 {
 				room := n
 				if u, ok := number(path.Join(dir, usageFile)); ok {
+					// The usage counts the page cache of files the cgroup
+					// read (children serving files fill it); what is
+					// inactive there the kernel reclaims before it kills,
+					// so it is room too — the "working set" of container
+					// tools.
+					u -= min(statValue(read, path.Join(dir, "memory.stat"), inactiveFile), u)
 					room = max(n-u, 0)
 				}
 				if m.limit == 0 {
@@ -83,6 +90,22 @@ func memoryOf(procCgroup, mountinfo string, read func(string) (string, error)) c
 		// hybrid layout): v1's may have it.
 	}
 	return cgroupMemory{}
+}
+
+// statValue is key's value in a memory.stat file, or 0.
+func statValue(read func(string) (string, error), file, key string) int64 {
+	text, err := read(file)
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(text, "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && k == key {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // memoryCgroupDir finds the directory of superd's memory cgroup (v2: the

@@ -54,6 +54,16 @@ func TestCgroupMemoryFindsTheLowestOnTheWayUp(t *testing.T) {
 		{"v2, max", v2Cgroup, v2Mountinfo, map[string]string{
 			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "max\n",
 		}, cgroupMemory{}},
+		{"v1, inactive page cache counts as room", v1Cgroup, v1Mountinfo, map[string]string{
+			"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "1000000\n",
+			"/sys/fs/cgroup/memory/process_api/abc/memory.usage_in_bytes": "900000\n",
+			"/sys/fs/cgroup/memory/process_api/abc/memory.stat":           "cache 700000\ninactive_file 1\ntotal_inactive_file 600000\n",
+		}, cgroupMemory{1000000, 700000}},
+		{"v2, inactive page cache counts as room", v2Cgroup, v2Mountinfo, map[string]string{
+			"/sys/fs/cgroup/system.slice/superd.service/memory.max":     "1000000\n",
+			"/sys/fs/cgroup/system.slice/superd.service/memory.current": "900000\n",
+			"/sys/fs/cgroup/system.slice/superd.service/memory.stat":    "anon 100000\nfile 800000\nactive_file 100000\ninactive_file 700000\n",
+		}, cgroupMemory{1000000, 800000}},
 		{"v2, usage unreadable: all the limit is room", v2Cgroup, v2Mountinfo, map[string]string{
 			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "1000\n",
 		}, cgroupMemory{1000, 1000}},
