@@ -11,14 +11,17 @@ import (
 // limit of its own and its ancestors' up to the mounted root (cgroup v2's
 // memory.max, v1's memory.limit_in_bytes), and room, the least any of
 // those cgroups has left below its limit now (memory.current, v1's
-// memory.usage_in_bytes, less the inactive file cache of memory.stat;
-// everything else charged there counts: a superd that is handing over to
+// memory.usage_in_bytes, less the page cache of memory.stat but shared
+// memory; everything else charged there counts: a superd that is handing over to
 // this one in a live upgrade, its children, kernel memory). Both are 0
 // where there is no limit or it cannot be read. The Go runtime reads the
 // cgroup's CPU limit but not its memory limit, so superd, which turns the
 // collector off while it starts and while it idles, must bound those
 // phases by it itself (idle.go).
-type cgroupMemory struct{ limit, room int64 }
+type cgroupMemory struct {
+	limit, room int64
+	roomDir     string // the cgroup with the least room
+}
 
 func readCgroupMemory() cgroupMemory {
 	cg, err := os.ReadFile("/proc/self/cgroup")
@@ -56,27 +59,32 @@ func memoryOf(procCgroup, mountinfo string, read func(string) (string, error)) c
 		if !ok {
 			continue
 		}
-		limitFile, usageFile, inactiveFile := "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"
+		limitFile, usageFile, cacheKey, shmemKey := "memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache", "total_shmem"
 		if v2 {
-			limitFile, usageFile, inactiveFile = "memory.max", "memory.current", "inactive_file"
+			limitFile, usageFile, cacheKey, shmemKey = "memory.max", "memory.current", "file", "shmem"
 		}
 		var m cgroupMemory
 		for steps := strings.Count(dir, "/") + 1; steps > 0; steps-- {
 			if n, ok := number(path.Join(dir, limitFile)); ok && n > 0 {
 				room := n
 				if u, ok := number(path.Join(dir, usageFile)); ok {
-					// The usage counts the page cache of files the cgroup
-					// read (children serving files fill it); what is
-					// inactive there the kernel reclaims before it kills,
-					// so it is room too — the "working set" of container
-					// tools.
-					u -= min(statValue(read, path.Join(dir, "memory.stat"), inactiveFile), u)
+					// The usage counts the page cache of the files the
+					// cgroup read (children serving files fill it up to
+					// the limit); the kernel reclaims it before it kills,
+					// so it is room too — all but shared memory (tmpfs),
+					// which only swap could free.
+					stat := path.Join(dir, "memory.stat")
+					cache := statValue(read, stat, cacheKey) - statValue(read, stat, shmemKey)
+					u -= min(max(cache, 0), u)
 					room = max(n-u, 0)
 				}
 				if m.limit == 0 {
-					m = cgroupMemory{limit: n, room: room}
+					m = cgroupMemory{limit: n, room: room, roomDir: dir}
 				}
-				m.limit, m.room = min(m.limit, n), min(m.room, room)
+				if room < m.room {
+					m.room, m.roomDir = room, dir
+				}
+				m.limit = min(m.limit, n)
 			}
 			if dir == mount {
 				break

@@ -41,7 +41,7 @@ func TestCgroupMemoryFindsTheLowestOnTheWayUp(t *testing.T) {
 			"/sys/fs/cgroup/memory/process_api/memory.limit_in_bytes":     "104857600\n",
 			"/sys/fs/cgroup/memory/process_api/memory.usage_in_bytes":     "4857600\n",
 			"/sys/fs/cgroup/memory/memory.limit_in_bytes":                 "9223372036854771712\n",
-		}, cgroupMemory{100 << 20, 100000000}},
+		}, cgroupMemory{limit: 100 << 20, room: 100000000}},
 		{"v1, none", v1Cgroup, v1Mountinfo, map[string]string{
 			"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "9223372036854771712\n",
 		}, cgroupMemory{}},
@@ -50,47 +50,47 @@ func TestCgroupMemoryFindsTheLowestOnTheWayUp(t *testing.T) {
 			"/sys/fs/cgroup/system.slice/superd.service/memory.current": "8388608\n",
 			"/sys/fs/cgroup/system.slice/memory.max":                    "536870912\n",
 			"/sys/fs/cgroup/system.slice/memory.current":                "520093696\n",
-		}, cgroupMemory{64 << 20, 16 << 20}},
+		}, cgroupMemory{limit: 64 << 20, room: 16 << 20}},
 		{"v2, max", v2Cgroup, v2Mountinfo, map[string]string{
 			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "max\n",
 		}, cgroupMemory{}},
-		{"v1, inactive page cache counts as room", v1Cgroup, v1Mountinfo, map[string]string{
+		{"v1, page cache but tmpfs counts as room", v1Cgroup, v1Mountinfo, map[string]string{
 			"/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes": "1000000\n",
 			"/sys/fs/cgroup/memory/process_api/abc/memory.usage_in_bytes": "900000\n",
-			"/sys/fs/cgroup/memory/process_api/abc/memory.stat":           "cache 700000\ninactive_file 1\ntotal_inactive_file 600000\n",
-		}, cgroupMemory{1000000, 700000}},
-		{"v2, inactive page cache counts as room", v2Cgroup, v2Mountinfo, map[string]string{
+			"/sys/fs/cgroup/memory/process_api/abc/memory.stat":           "cache 1\ntotal_cache 700000\nshmem 1\ntotal_shmem 100000\n",
+		}, cgroupMemory{limit: 1000000, room: 700000}},
+		{"v2, page cache but shared memory counts as room", v2Cgroup, v2Mountinfo, map[string]string{
 			"/sys/fs/cgroup/system.slice/superd.service/memory.max":     "1000000\n",
 			"/sys/fs/cgroup/system.slice/superd.service/memory.current": "900000\n",
-			"/sys/fs/cgroup/system.slice/superd.service/memory.stat":    "anon 100000\nfile 800000\nactive_file 100000\ninactive_file 700000\n",
-		}, cgroupMemory{1000000, 800000}},
+			"/sys/fs/cgroup/system.slice/superd.service/memory.stat":    "anon 100000\nfile 800000\nshmem 100000\ninactive_file 700000\n",
+		}, cgroupMemory{limit: 1000000, room: 800000}},
 		{"v2, usage unreadable: all the limit is room", v2Cgroup, v2Mountinfo, map[string]string{
 			"/sys/fs/cgroup/system.slice/superd.service/memory.max": "1000\n",
-		}, cgroupMemory{1000, 1000}},
+		}, cgroupMemory{limit: 1000, room: 1000}},
 		{"v2, over its limit: no room", v2Cgroup, v2Mountinfo, map[string]string{
 			"/sys/fs/cgroup/system.slice/superd.service/memory.max":     "1000\n",
 			"/sys/fs/cgroup/system.slice/superd.service/memory.current": "2000\n",
-		}, cgroupMemory{1000, 0}},
+		}, cgroupMemory{limit: 1000, room: 0}},
 		{"hybrid: v2 has no memory controller, v1 has", hybridCgroup, hybridMountinfo, map[string]string{
 			"/sys/fs/cgroup/memory/system.slice/superd.service/memory.limit_in_bytes": "268435456\n",
-		}, cgroupMemory{256 << 20, 256 << 20}},
+		}, cgroupMemory{limit: 256 << 20, room: 256 << 20}},
 		{"container: its cgroup mounted as the root", containerCgroup, containerMountinfo, map[string]string{
 			"/sys/fs/cgroup/memory.max": "134217728\n",
-		}, cgroupMemory{128 << 20, 128 << 20}},
+		}, cgroupMemory{limit: 128 << 20, room: 128 << 20}},
 		{"a mount of another subtree first, then the whole hierarchy", "0::/a/b\n",
 			"30 24 0:26 /other /mnt/other rw - cgroup2 cgroup2 rw\n31 24 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
 			map[string]string{"/mnt/other/memory.max": "1048576\n", "/sys/fs/cgroup/a/b/memory.max": "50000000\n"},
-			cgroupMemory{50000000, 50000000}},
+			cgroupMemory{limit: 50000000, room: 50000000}},
 		{"the same point mounted twice: the later one shows", "0::/a\n",
 			"30 24 0:26 / /cg rw - cgroup2 cgroup2 rw\n31 24 0:27 /a /cg rw - cgroup2 cgroup2 rw\n",
 			map[string]string{"/cg/a/memory.max": "1000\n", "/cg/memory.max": "2000\n"},
-			cgroupMemory{2000, 2000}},
+			cgroupMemory{limit: 2000, room: 2000}},
 		{"outside the namespace's root", "0::/../../etc\n", v2Mountinfo, map[string]string{
 			"/sys/etc/memory.max": "1000\n",
 		}, cgroupMemory{}},
 		{"nothing mounted", v2Cgroup, "24 1 8:1 / / rw - ext4 /dev/sda1 rw\n", nil, cgroupMemory{}},
 		{"a mount point with a space", "0::/a\n", `30 24 0:26 / /cg\040root rw - cgroup2 cgroup2 rw
-`, map[string]string{"/cg root/a/memory.max": "1000\n"}, cgroupMemory{1000, 1000}},
+`, map[string]string{"/cg root/a/memory.max": "1000\n"}, cgroupMemory{limit: 1000, room: 1000}},
 	} {
 		read := func(file string) (string, error) {
 			if v, ok := tc.files[file]; ok {
@@ -98,9 +98,29 @@ func TestCgroupMemoryFindsTheLowestOnTheWayUp(t *testing.T) {
 			}
 			return "", os.ErrNotExist
 		}
-		if got := memoryOf(tc.procCgroup, tc.mountinfo, read); got != tc.want {
+		if got := memoryOf(tc.procCgroup, tc.mountinfo, read); got.limit != tc.want.limit || got.room != tc.want.room {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// The cgroup with the least room is named, for the message that refuses an
+// upgrade: here the slice, fuller than the unit with the lower limit.
+func TestCgroupMemoryNamesTheFullestCgroup(t *testing.T) {
+	files := map[string]string{
+		"/sys/fs/cgroup/system.slice/superd.service/memory.max":     "67108864\n",
+		"/sys/fs/cgroup/system.slice/superd.service/memory.current": "8388608\n",
+		"/sys/fs/cgroup/system.slice/memory.max":                    "536870912\n",
+		"/sys/fs/cgroup/system.slice/memory.current":                "520093696\n",
+	}
+	read := func(file string) (string, error) {
+		if v, ok := files[file]; ok {
+			return v, nil
+		}
+		return "", os.ErrNotExist
+	}
+	if m := memoryOf(v2Cgroup, v2Mountinfo, read); m.roomDir != "/sys/fs/cgroup/system.slice" {
+		t.Errorf("roomDir %q, want the slice", m.roomDir)
 	}
 }
 

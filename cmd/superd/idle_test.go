@@ -67,9 +67,9 @@ func TestMemoryBoundsFollowTheCgroup(t *testing.T) {
 		startup, headroom int64
 	}{
 		{cgroupMemory{}, math.MaxInt64, idleHeadroom},
-		{cgroupMemory{64 * mib, 60 * mib}, 30 * mib, 16 * mib},
-		{cgroupMemory{64 * mib, 10 * mib}, minStartup, 16 * mib}, // a superd handing over holds the rest
-		{cgroupMemory{1024 * mib, 1000 * mib}, 500 * mib, idleHeadroom},
+		{cgroupMemory{limit: 64 * mib, room: 60 * mib}, 30 * mib, 16 * mib},
+		{cgroupMemory{limit: 64 * mib, room: 10 * mib}, minStartup, 16 * mib}, // a superd handing over holds the rest
+		{cgroupMemory{limit: 1024 * mib, room: 1000 * mib}, 500 * mib, idleHeadroom},
 	} {
 		if got := startupCap(tc.cg); got != tc.startup {
 			t.Errorf("%+v: start-up cap %d, want %d", tc.cg, got, tc.startup)
@@ -90,9 +90,9 @@ func TestRoomForUpgrade(t *testing.T) {
 		ok   bool
 	}{
 		{cgroupMemory{}, 1 << 40, true},
-		{cgroupMemory{96 * mib, 51 * mib}, 22 * mib, true},
-		{cgroupMemory{80 * mib, 35 * mib}, 22 * mib, false},
-		{cgroupMemory{64 * mib, 0}, 22 * mib, false},
+		{cgroupMemory{limit: 96 * mib, room: 51 * mib}, 22 * mib, true},
+		{cgroupMemory{limit: 80 * mib, room: 35 * mib}, 22 * mib, false},
+		{cgroupMemory{limit: 64 * mib, room: 0}, 22 * mib, false},
 	} {
 		err := roomForUpgrade(tc.cg, tc.held)
 		if (err == nil) != tc.ok || err != nil && !strings.Contains(err.Error(), "MemoryMax=") {

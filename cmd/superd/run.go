@@ -100,11 +100,6 @@ func runCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sockets := 0
-	for _, sc := range cfg.Services {
-		sockets += len(sc.Sockets)
-	}
-	startupSockets(cg, sockets)
 	log, err := newLogger(cfg.Log)
 	if err != nil {
 		return err
@@ -131,6 +126,13 @@ func runCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		log.Warn("inherited sockets", zap.Error(err))
 	}
+	// The sockets superd is about to open, whose kernel memory the cgroup
+	// will be charged (inherited ones are charged already).
+	sockets := -len(in.inherited)
+	for _, sc := range cfg.Services {
+		sockets += len(sc.Sockets)
+	}
+	startupSockets(cg, max(sockets, 0))
 
 	m := metrics.New(versionString())
 	m.ReloadSuccessful.Set(1)

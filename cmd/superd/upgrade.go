@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -163,6 +164,9 @@ func dupListener(l net.Listener) (int, error) {
 // write end of the freed pipe and the new superd's pid on success; on
 // failure the new process is gone and the old one keeps serving.
 func (u *upgrader) start() (*os.File, int, error) {
+	// Collected first, so that what this superd holds is what it keeps,
+	// not garbage the collector has yet to find.
+	debug.FreeOSMemory()
 	if err := roomForUpgrade(readCgroupMemory(), heldMemory()); err != nil {
 		return nil, 0, err
 	}
@@ -179,6 +183,7 @@ func (u *upgrader) start() (*os.File, int, error) {
 	if u.admin != nil {
 		afd, err := dupListener(u.admin)
 		if err != nil {
+			u.srv.Resume()
 			return nil, 0, fmt.Errorf("admin listener: %w", err)
 		}
 		defer unix.Close(afd)
@@ -289,11 +294,12 @@ func waitReady(r *os.File, timeout time.Duration) error {
 // held 22 MiB, it fitted with 51 MiB of room and was killed with 35 MiB
 // or less. held is what this superd's runtime holds (heldMemory).
 func roomForUpgrade(cg cgroupMemory, held int64) error {
-	if cg.limit <= 0 || cg.room >= 2*held {
+	need := max(2*held, minStartup)
+	if cg.limit <= 0 || cg.room >= need {
 		return nil
 	}
-	return fmt.Errorf("the memory cgroup has %d MiB left below its limit of %d MiB, and a second superd needs about %d MiB (twice what this one holds): not starting one; raise the limit (MemoryMax=) or restart superd instead",
-		cg.room>>20, cg.limit>>20, (2*held)>>20)
+	return fmt.Errorf("the memory cgroup %s has %d MiB left (page cache counted as free; the lowest limit on the way up is %d MiB), and a second superd needs about %d MiB (twice what this one holds): not starting one; raise that cgroup's limit (systemctl set-property ... MemoryMax= applies at once) and send SIGUSR2 again, or restart superd",
+		cg.roomDir, cg.room>>20, cg.limit>>20, need>>20)
 }
 
 // heldMemory is what the Go runtime holds from the kernel now: everything
