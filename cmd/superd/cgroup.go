@@ -73,8 +73,8 @@ func memoryOf(procCgroup, mountinfo string, read func(string) (string, error)) c
 					// the limit); the kernel reclaims it before it kills,
 					// so it is room too — all but shared memory (tmpfs),
 					// which only swap could free.
-					stat := path.Join(dir, "memory.stat")
-					cache := statValue(read, stat, cacheKey) - statValue(read, stat, shmemKey)
+					stat, _ := read(path.Join(dir, "memory.stat"))
+					cache := statValue(stat, cacheKey) - statValue(stat, shmemKey)
 					u -= min(max(cache, 0), u)
 					room = max(n-u, 0)
 				}
@@ -100,12 +100,8 @@ func memoryOf(procCgroup, mountinfo string, read func(string) (string, error)) c
 	return cgroupMemory{}
 }
 
-// statValue is key's value in a memory.stat file, or 0.
-func statValue(read func(string) (string, error), file, key string) int64 {
-	text, err := read(file)
-	if err != nil {
-		return 0
-	}
+// statValue is key's value in the text of a memory.stat file, or 0.
+func statValue(text, key string) int64 {
 	for line := range strings.SplitSeq(text, "\n") {
 		if k, v, ok := strings.Cut(line, " "); ok && k == key {
 			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > 0 {

@@ -53,12 +53,26 @@ func newIdleMemory(cg cgroupMemory) *idleMemory {
 		percent:  int(now[0].Value.Uint64()),
 		limit:    int64(now[1].Value.Uint64()),
 		headroom: min(idleHeadroom, quarterOf(cg.limit)),
-		sample: []metrics.Sample{
-			{Name: "/gc/heap/allocs:bytes"},
-			{Name: "/memory/classes/total:bytes"},
-			{Name: "/memory/classes/heap/released:bytes"},
-		},
+		sample:   append([]metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}, heldSamples()...),
 	}
+}
+
+// heldSamples are the runtime metrics held reads.
+func heldSamples() []metrics.Sample {
+	return []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+}
+
+// held is what the Go runtime holds from the kernel, from heldSamples
+// read: everything it mapped less what it has handed back.
+func held(s []metrics.Sample) int64 {
+	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
+}
+
+// heldMemory is held now.
+func heldMemory() int64 {
+	s := heldSamples()
+	metrics.Read(s)
+	return held(s)
 }
 
 // set is Options.Idle. Going idle costs the loop one full collection (a
@@ -78,8 +92,7 @@ func (g *idleMemory) set(idle bool) {
 	g.allocated = g.sample[0].Value.Uint64()
 	// The memory limit counts what superd holds, not what it has handed
 	// back to the kernel.
-	held := int64(g.sample[1].Value.Uint64() - g.sample[2].Value.Uint64())
-	debug.SetMemoryLimit(min(held+g.headroom, g.limit))
+	debug.SetMemoryLimit(min(held(g.sample[1:])+g.headroom, g.limit))
 	debug.SetGCPercent(-1)
 }
 

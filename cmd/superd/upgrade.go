@@ -30,7 +30,6 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -292,7 +291,7 @@ func waitReady(r *os.File, timeout time.Duration) error {
 // needs about twice what this one holds (its own, and its start-up's
 // garbage); measured with 10,000 UNIX-socket services, where this one
 // held 22 MiB, it fitted with 51 MiB of room and was killed with 35 MiB
-// or less. held is what this superd's runtime holds (heldMemory).
+// or less. held is what this superd's runtime holds (heldMemory, idle.go).
 func roomForUpgrade(cg cgroupMemory, held int64) error {
 	need := max(2*held, minStartup)
 	if cg.limit <= 0 || cg.room >= need {
@@ -300,12 +299,4 @@ func roomForUpgrade(cg cgroupMemory, held int64) error {
 	}
 	return fmt.Errorf("the memory cgroup %s has %d MiB left (page cache counted as free; the lowest limit on the way up is %d MiB), and a second superd needs about %d MiB (twice what this one holds): not starting one; raise that cgroup's limit (systemctl set-property ... MemoryMax= applies at once) and send SIGUSR2 again, or restart superd",
 		cg.roomDir, cg.room>>20, cg.limit>>20, need>>20)
-}
-
-// heldMemory is what the Go runtime holds from the kernel now: everything
-// it mapped less what it has handed back.
-func heldMemory() int64 {
-	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
-	metrics.Read(s)
-	return int64(s[0].Value.Uint64() - s[1].Value.Uint64())
 }
