@@ -90,7 +90,7 @@ func (s *Server) childFiles(svc *service, c *child, socks []int) ([]int, error) 
 func listenEnv(svc *service, base []string, n int) []string {
 	env := make([]string, len(base), len(base)+2)
 	copy(env, base)
-	return append(env, "LISTEN_FDS="+strconv.Itoa(n), svc.fdNames)
+	return append(env, "LISTEN_FDS="+strconv.Itoa(n), fdNamesVar(svc.cfg))
 }
 
 // fdNamesVar is a service's LISTEN_FDNAMES assignment: "connection" for the

@@ -53,7 +53,7 @@ type Server struct {
 	epfd     int
 	evfd     int
 	devnull  int
-	watched  map[int]watcher
+	watched  watchers
 	services []*service
 	children map[int]*child // by pidfd
 	sessions map[*session]struct{}
@@ -109,7 +109,6 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	s := &Server{
 		log:      opts.Logger,
 		m:        opts.Metrics,
-		watched:  make(map[int]watcher),
 		children: make(map[int]*child),
 		sessions: make(map[*session]struct{}),
 		events:   make([]unix.EpollEvent, 128),
@@ -255,7 +254,7 @@ func (s *Server) Run() error {
 		}
 		for i := 0; i < n; i++ {
 			ev := s.events[i]
-			if w, ok := s.watched[int(ev.Fd)]; ok {
+			if w := s.watched.get(int(ev.Fd)); w != nil {
 				w.ready(s, ev.Events)
 			}
 		}
@@ -274,7 +273,7 @@ func (s *Server) peek() bool {
 	}
 	s.peeked = n
 	for _, ev := range s.events[:n] {
-		if _, ok := s.watched[int(ev.Fd)].(*socket); ok {
+		if _, ok := s.watched.get(int(ev.Fd)).(*socket); ok {
 			return true
 		}
 	}
@@ -360,8 +359,34 @@ func (s *Server) watch(fd int, events uint32, w watcher) error {
 	if err := unix.EpollCtl(s.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl add", err)
 	}
-	s.watched[fd] = w
+	s.watched.set(fd, w)
 	return nil
+}
+
+// watchers are the loop's watchers by fd: a slice, as fds are small and
+// dense (10,000 listeners: 160 KB, where a map took 0.5 MB and a hash per
+// event).
+type watchers []watcher
+
+// get returns fd's watcher, nil if none.
+func (ws watchers) get(fd int) watcher {
+	if fd < 0 || fd >= len(ws) {
+		return nil
+	}
+	return ws[fd]
+}
+
+// set makes w fd's watcher (nil: none).
+func (ws *watchers) set(fd int, w watcher) {
+	if fd >= len(*ws) {
+		if w == nil {
+			return
+		}
+		grown := make(watchers, max(fd+1, 2*len(*ws)))
+		copy(grown, *ws)
+		*ws = grown
+	}
+	(*ws)[fd] = w
 }
 
 // closeWatched closes fd, a pidfd or stderr pipe end that only superd
@@ -374,16 +399,16 @@ func (s *Server) watch(fd int, events uint32, w watcher) error {
 // to be nothing as nothing: accept, read and wait4 find nothing, and a
 // wait-mode socket checks before it starts a child.)
 func (s *Server) closeWatched(fd int) {
-	delete(s.watched, fd)
+	s.watched.set(fd, nil)
 	unix.Close(fd)
 }
 
 // unwatch removes fd from the epoll set; it does not close it.
 func (s *Server) unwatch(fd int) {
-	if _, ok := s.watched[fd]; !ok {
+	if s.watched.get(fd) == nil {
 		return
 	}
-	delete(s.watched, fd)
+	s.watched.set(fd, nil)
 	unix.EpollCtl(s.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 }
 

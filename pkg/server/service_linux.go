@@ -18,7 +18,7 @@ import (
 )
 
 // State is where a service stands.
-type State int
+type State uint8
 
 // Service states.
 const (
@@ -58,27 +58,26 @@ const (
 	backoffMax     = time.Minute
 )
 
-// service is one configured service; owned by the loop.
+// service is one configured service; owned by the loop. (Its fields are
+// laid out for size: a 10,000-service superd holds 10,000 of them.)
 type service struct {
 	cfg *config.Service
 	// spec is how to start the service's children, made at the first
 	// spawn: most configured services never run one, and at 10,000
 	// services the specs would hold 3 MB.
-	spec *spawn.Spec
-	// fdNames is the LISTEN_FDNAMES assignment for pass: listen_fds.
-	fdNames string
-	socks   []*socket
-	state   State
+	spec  *spawn.Spec
+	socks []*socket
 	// active counts children running or being spawned (accept mode), the
 	// figure max_instances bounds.
-	active int
+	active int32
+	state  State
+	// upgradeHold is set while a live upgrade is under way and this
+	// wait-mode service must not start a child (see Server.Listening).
+	upgradeHold bool
 	// activations counts children started since superd started.
 	activations uint64
 	// waitChild is the wait-mode child holding the sockets, if any.
 	waitChild *child
-	// upgradeHold is set while a live upgrade is under way and this
-	// wait-mode service must not start a child (see Server.Listening).
-	upgradeHold bool
 	// replacedBy is the service of the same name a reload put in this
 	// one's place; children and pending spawns follow it.
 	replacedBy *service
@@ -96,10 +95,15 @@ type service struct {
 	times     access.Times
 	perSource *access.SourceCounter
 	rate      *access.RateLimiter
-	// refusals rate-limits refusal log lines, so a flood cannot fill the
-	// disk: at most one line a second, saying how many it stood for.
-	lastRefusalLog time.Time
-	suppressed     int
+	// refusals rate-limits refusal log lines (made at the first refusal).
+	refusals *refusalLog
+}
+
+// refusalLog rate-limits a service's refusal log lines, so a flood cannot
+// fill the disk: at most one line a second, saying how many it stood for.
+type refusalLog struct {
+	last       time.Time
+	suppressed int
 }
 
 // socket is one listening socket of a service; owned by the loop.
@@ -116,7 +120,7 @@ type socket struct {
 	// needs no getsockname and no formatting for them. (Made at start-up,
 	// 10,000 sockets' strings would each pin a mostly empty page among the
 	// parser's garbage; most configured sockets never see a connection.)
-	localEnv [2]string
+	localEnv *[2]string
 }
 
 // logger is the service's logger: every line carries its name.
@@ -141,9 +145,6 @@ func newService(s *Server, sc *config.Service) *service {
 		cfg:  sc,
 		m:    s.m.ForService(sc.Name),
 		base: s.log,
-	}
-	if len(sc.Exec) > 0 {
-		svc.fdNames = fdNamesVar(sc)
 	}
 	if len(sc.Allow) > 0 || len(sc.Deny) > 0 {
 		svc.acl = access.NewACL(sc.Allow, sc.Deny)
@@ -393,7 +394,7 @@ func (svc *service) admit(s *Server, ip netip.Addr, hasIP bool, now time.Time) (
 	if !svc.times.Open(now) {
 		return source{}, metrics.ReasonAccessTimes
 	}
-	if cfg.MaxInstances > 0 && svc.active >= cfg.MaxInstances {
+	if cfg.MaxInstances > 0 && int(svc.active) >= cfg.MaxInstances {
 		return source{}, metrics.ReasonMaxInstances
 	}
 	var src source
@@ -449,8 +450,12 @@ func (svc *service) release(src source) {
 // line, so a flood of refusals costs no formatting.
 func (svc *service) refused(reason string, client netip.AddrPort, now time.Time) {
 	svc.m.Rejected(reason)
-	if now.Sub(svc.lastRefusalLog) < time.Second {
-		svc.suppressed++
+	if svc.refusals == nil {
+		svc.refusals = new(refusalLog)
+	}
+	r := svc.refusals
+	if now.Sub(r.last) < time.Second {
+		r.suppressed++
 		return
 	}
 	remote := ""
@@ -458,8 +463,8 @@ func (svc *service) refused(reason string, client netip.AddrPort, now time.Time)
 		remote = client.String()
 	}
 	svc.logger().Warn("connection refused", zap.String("reason", reason), zap.String("remote", remote),
-		zap.Int("refusals_not_logged", svc.suppressed))
-	svc.lastRefusalLog, svc.suppressed = now, 0
+		zap.Int("refusals_not_logged", r.suppressed))
+	r.last, r.suppressed = now, 0
 }
 
 // formatRemote formats a client's address once for everything that names
@@ -495,8 +500,10 @@ func formatRemote(ip netip.Addr, port int) (remote string, env [4]string) {
 // client's address (formatRemote) and the local one on top of the
 // service's base environment.
 func (sk *socket) connEnv(fd int, remote *[4]string) []string {
-	local := sk.localEnv
-	if local[0] == "" {
+	var local [2]string
+	if sk.localEnv != nil {
+		local = *sk.localEnv
+	} else {
 		var lip, lport string
 		a := sk.cfg.Address
 		bound := !a.IP.IsUnspecified()
@@ -510,7 +517,8 @@ func (sk *socket) connEnv(fd int, remote *[4]string) []string {
 		}
 		local = [2]string{"TCPLOCALIP=" + lip, "TCPLOCALPORT=" + lport}
 		if bound {
-			sk.localEnv = local
+			kept := local // on the heap only here
+			sk.localEnv = &kept
 		}
 	}
 	base := sk.svc.cfg.Env

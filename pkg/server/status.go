@@ -35,7 +35,7 @@ func (s *Server) Status(timeout time.Duration) ([]ServiceStatus, error) {
 				Mode:        svc.cfg.Mode.String(),
 				Sockets:     svc.listenStrings(),
 				State:       svc.state.String(),
-				Instances:   svc.active,
+				Instances:   int(svc.active),
 				Activations: svc.activations,
 				Children:    []ChildStatus{},
 			})
