@@ -709,6 +709,9 @@ func (e *bench) runScale() {
 	}
 }
 
+// scaleSettle is how long after listening scale mode reads a server's RSS.
+const scaleSettle = 1500 * time.Millisecond
+
 func (e *bench) scaleOnce(s *server, ports []int) error {
 	n := len(ports)
 	w := workload{mode: "accept", proto: "tcp", ports: ports}
@@ -720,7 +723,11 @@ func (e *bench) scaleOnce(s *server, ports []int) error {
 		return err
 	}
 	defer p.stop(10 * time.Second)
-	time.Sleep(300 * time.Millisecond)
+	// What a host holding this many services sees once the server has
+	// settled: superd hands back its start-up memory and unmaps its
+	// start-up code a second after its last event. Every server gets the
+	// same wait.
+	time.Sleep(scaleSettle)
 	st := e.scale[s.name]
 	if st == nil {
 		st = map[int]*scaleStat{}

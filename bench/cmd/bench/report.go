@@ -138,7 +138,7 @@ func (e *bench) markdown() string {
 			w("\n")
 		}
 		w("\n## Memory: RSS of the server process (MiB)\n\n")
-		w("| server | idle (after start) | peak (VmHWM after the load) | errors / timeouts |\n|---|---:|---:|---:|\n")
+		w("| server | 0.3 s after start | peak (VmHWM after the load) | errors / timeouts |\n|---|---:|---:|---:|\n")
 		for _, n := range names {
 			m := e.mem[n]
 			var errs, tmo int64
@@ -217,8 +217,8 @@ func (e *bench) markdown() string {
 
 	if len(e.scale) > 0 {
 		w("## Scale: one server, many configured services\n\n")
-		w("Each service listens on its own 127.0.0.1 port; the load (c=%d, %s) goes to the last one. Startup: from exec until every socket listens (sock_diag). "+
-			"The floor rows are the reference: one socket, plus as many other open (close-on-exec) fds as the servers have sockets — what each spawn costs in the kernel (copying the fd table, closing those fds at exec) in any process that holds them.\n\n", e.scaleConc, e.scaleDur)
+		w("Each service listens on its own 127.0.0.1 port; the load (c=%d, %s) goes to the last one. Startup: from exec until every socket listens (sock_diag). RSS: %s after that, settled. "+
+			"The floor rows are the reference: one socket, plus as many other open (close-on-exec) fds as the servers have sockets — what each spawn costs in the kernel (copying the fd table, closing those fds at exec) in any process that holds them.\n\n", e.scaleConc, e.scaleDur, scaleSettle)
 		w("| server | services | startup (s) | RSS (MiB) | conn/s | ×(1 service) | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
 		for _, name := range []string{"floor", "superd", "xinetd"} {
 			st := e.scale[name]
