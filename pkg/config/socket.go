@@ -34,7 +34,7 @@ const (
 )
 
 var socketKeys = map[string]sockParser{
-	"backlog":            intOpt(1, math.MaxInt32, func(o *listener.Options, v int) { o.Backlog = v }),
+	"backlog":            intOpt(1, math.MaxInt32, func(o *listener.Options) *int32 { return &o.Backlog }),
 	"ipv6_only":          boolOpt(func(o *listener.Options, v bool) { o.IPv6Only = v }),
 	"reuse_port":         boolOpt(func(o *listener.Options, v bool) { o.ReusePort = v }),
 	"free_bind":          boolOpt(func(o *listener.Options, v bool) { o.FreeBind = v }),
@@ -43,15 +43,15 @@ var socketKeys = map[string]sockParser{
 	"keepalive":          boolOpt(func(o *listener.Options, v bool) { o.KeepAlive = v }),
 	"keepalive_time":     secondsOpt(maxKeepAliveSecs, func(o *listener.Options, v int64) { o.KeepAliveTime = secs(v) }),
 	"keepalive_interval": secondsOpt(maxKeepAliveSecs, func(o *listener.Options, v int64) { o.KeepAliveIntvl = secs(v) }),
-	"keepalive_count":    intOpt(1, 127, func(o *listener.Options, v int) { o.KeepAliveCount = v }),
+	"keepalive_count":    intOpt(1, 127, func(o *listener.Options) *int16 { return &o.KeepAliveCount }),
 	"no_delay":           boolOpt(func(o *listener.Options, v bool) { o.NoDelay = v }),
 	"defer_accept":       secondsOpt(math.MaxInt32, func(o *listener.Options, v int64) { o.DeferAccept = secs(v) }),
-	"receive_buffer":     sizeOpt(func(o *listener.Options, v int) { o.ReceiveBuffer = v }),
-	"send_buffer":        sizeOpt(func(o *listener.Options, v int) { o.SendBuffer = v }),
-	"mark":               intOpt(0, math.MaxUint32, func(o *listener.Options, v int) { o.Mark = v }),
-	"ip_tos":             intOpt(0, 255, func(o *listener.Options, v int) { o.IPTOS = v }),
-	"ip_ttl":             intOpt(1, 255, func(o *listener.Options, v int) { o.IPTTL = v }),
-	"priority":           intOpt(0, math.MaxInt32, func(o *listener.Options, v int) { o.Priority = v }),
+	"receive_buffer":     sizeOpt(func(o *listener.Options) *int32 { return &o.ReceiveBuffer }),
+	"send_buffer":        sizeOpt(func(o *listener.Options) *int32 { return &o.SendBuffer }),
+	"mark":               intOpt(0, math.MaxUint32, func(o *listener.Options) *uint32 { return &o.Mark }),
+	"ip_tos":             intOpt(0, 255, func(o *listener.Options) *uint8 { return &o.IPTOS }),
+	"ip_ttl":             intOpt(1, 255, func(o *listener.Options) *uint8 { return &o.IPTTL }),
+	"priority":           intOpt(0, math.MaxInt32, func(o *listener.Options) *int32 { return &o.Priority }),
 	"broadcast":          boolOpt(func(o *listener.Options, v bool) { o.Broadcast = v }),
 	"pass_credentials":   boolOpt(func(o *listener.Options, v bool) { o.PassCredentials = v }),
 	"file_mode":          fileMode,
@@ -68,10 +68,12 @@ func boolOpt(set func(*listener.Options, bool)) sockParser {
 	}
 }
 
-func intOpt(lo, hi int64, set func(*listener.Options, int)) sockParser {
+// intOpt parses an integer from lo to hi into the option at points to;
+// the range fits the option's type.
+func intOpt[T int16 | int32 | uint8 | uint32](lo, hi int64, at func(*listener.Options) *T) sockParser {
 	return func(p *parser, f field) (func(*listener.Options), bool) {
 		v, ok := p.integer(f, lo, hi)
-		return func(o *listener.Options) { set(o, int(v)) }, ok
+		return func(o *listener.Options) { *at(o) = T(v) }, ok
 	}
 }
 
@@ -82,10 +84,10 @@ func secondsOpt(maxSec int64, set func(*listener.Options, int64)) sockParser {
 	}
 }
 
-func sizeOpt(set func(*listener.Options, int)) sockParser {
+func sizeOpt(at func(*listener.Options) *int32) sockParser {
 	return func(p *parser, f field) (func(*listener.Options), bool) {
 		v, ok := p.size(f, 1, maxBuffer)
-		return func(o *listener.Options) { set(o, int(v)) }, ok
+		return func(o *listener.Options) { *at(o) = int32(v) }, ok
 	}
 }
 

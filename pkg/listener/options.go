@@ -33,7 +33,7 @@ func (o Options) Validate(a Address) error {
 		if a.Kind == Datagram {
 			return notFor("backlog", a, "stream and seqpacket sockets only")
 		}
-		if o.Backlog < 0 || o.Backlog > math.MaxInt32 {
+		if o.Backlog < 0 {
 			return fmt.Errorf("backlog %d out of range: must be 1-%d", o.Backlog, math.MaxInt32)
 		}
 	}
@@ -91,26 +91,17 @@ func (o Options) Validate(a Address) error {
 	if o.SendBuffer < 0 || o.SendBuffer > maxBuffer {
 		return fmt.Errorf("send_buffer %d out of range: must be 1-%d", o.SendBuffer, maxBuffer)
 	}
-	if o.Mark < 0 || int64(o.Mark) > math.MaxUint32 {
-		return fmt.Errorf("mark %d out of range: must be 1-%d", o.Mark, uint32(math.MaxUint32))
-	}
 	if o.IPTOS != 0 {
 		if !ip {
 			return notFor("ip_tos", a, "TCP and UDP only")
-		}
-		if o.IPTOS < 0 || o.IPTOS > 255 {
-			return fmt.Errorf("ip_tos %d out of range: must be 1-255", o.IPTOS)
 		}
 	}
 	if o.IPTTL != 0 {
 		if !ip {
 			return notFor("ip_ttl", a, "TCP and UDP only")
 		}
-		if o.IPTTL < 0 || o.IPTTL > 255 {
-			return fmt.Errorf("ip_ttl %d out of range: must be 1-255", o.IPTTL)
-		}
 	}
-	if o.Priority < 0 || o.Priority > math.MaxInt32 {
+	if o.Priority < 0 {
 		return fmt.Errorf("priority %d out of range: must be 1-%d", o.Priority, math.MaxInt32)
 	}
 	if o.Broadcast {

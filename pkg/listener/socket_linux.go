@@ -114,7 +114,7 @@ func finish(fd int, a Address, o Options) error {
 	if backlog == 0 {
 		backlog = DefaultBacklog
 	}
-	return os.NewSyscallError("listen", unix.Listen(fd, backlog))
+	return os.NewSyscallError("listen", unix.Listen(fd, int(backlog)))
 }
 
 func sockaddr(a Address) (unix.Sockaddr, error) {
@@ -232,35 +232,35 @@ func setOptions(fd int, a Address, o Options) error {
 		s.int(tcp, unix.TCP_KEEPINTVL, "TCP_KEEPINTVL", int(o.KeepAliveIntvl/secs))
 	}
 	if o.KeepAliveCount != 0 {
-		s.int(tcp, unix.TCP_KEEPCNT, "TCP_KEEPCNT", o.KeepAliveCount)
+		s.int(tcp, unix.TCP_KEEPCNT, "TCP_KEEPCNT", int(o.KeepAliveCount))
 	}
 	s.bool(tcp, unix.TCP_NODELAY, "TCP_NODELAY", o.NoDelay)
 	if o.DeferAccept != 0 {
 		s.int(tcp, unix.TCP_DEFER_ACCEPT, "TCP_DEFER_ACCEPT", int(o.DeferAccept/secs))
 	}
-	s.buffer(unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, "SO_RCVBUF", o.ReceiveBuffer)
-	s.buffer(unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, "SO_SNDBUF", o.SendBuffer)
+	s.buffer(unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, "SO_RCVBUF", int(o.ReceiveBuffer))
+	s.buffer(unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, "SO_SNDBUF", int(o.SendBuffer))
 	if o.Mark != 0 {
-		s.int(sol, unix.SO_MARK, "SO_MARK", o.Mark)
+		s.int(sol, unix.SO_MARK, "SO_MARK", int(o.Mark))
 	}
 	if o.IPTOS != 0 {
 		if v6 {
-			s.int(ip6, unix.IPV6_TCLASS, "IPV6_TCLASS", o.IPTOS)
+			s.int(ip6, unix.IPV6_TCLASS, "IPV6_TCLASS", int(o.IPTOS))
 		}
 		if v4 {
-			s.int(ip4, unix.IP_TOS, "IP_TOS", o.IPTOS)
+			s.int(ip4, unix.IP_TOS, "IP_TOS", int(o.IPTOS))
 		}
 	}
 	if o.IPTTL != 0 {
 		if v6 {
-			s.int(ip6, unix.IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS", o.IPTTL)
+			s.int(ip6, unix.IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS", int(o.IPTTL))
 		}
 		if v4 {
-			s.int(ip4, unix.IP_TTL, "IP_TTL", o.IPTTL)
+			s.int(ip4, unix.IP_TTL, "IP_TTL", int(o.IPTTL))
 		}
 	}
 	if o.Priority != 0 {
-		s.int(sol, unix.SO_PRIORITY, "SO_PRIORITY", o.Priority)
+		s.int(sol, unix.SO_PRIORITY, "SO_PRIORITY", int(o.Priority))
 	}
 	s.bool(sol, unix.SO_BROADCAST, "SO_BROADCAST", o.Broadcast)
 	s.bool(sol, unix.SO_PASSCRED, "SO_PASSCRED", o.PassCredentials)

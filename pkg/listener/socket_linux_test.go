@@ -451,7 +451,7 @@ func TestBacklog(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		backlog int
+		backlog int32
 		want    int
 	}{
 		{"a configured backlog", 17, 17},

@@ -55,26 +55,29 @@ type Address struct {
 // Options is comparable so that (Address, Options) can key a socket across
 // reloads.
 type Options struct {
-	Backlog        int
 	BindToDevice   string
 	KeepAliveTime  time.Duration
 	KeepAliveIntvl time.Duration
-	KeepAliveCount int
 	DeferAccept    time.Duration
-	ReceiveBuffer  int
-	SendBuffer     int
-	Mark           int
-	IPTOS          int
-	IPTTL          int
-	Priority       int
 	// OwnerUID and OwnerGID own a UNIX socket file; NoOwner leaves it as
 	// created (owned by superd's user).
 	OwnerUID int
 	OwnerGID int
+	// The numbers have the width of what the kernel takes (setsockopt's
+	// int, SO_MARK's u32, a TOS or TTL byte): a configuration holds one
+	// Options per socket, 10,000 at 10,000 services.
+	Backlog       int32
+	ReceiveBuffer int32
+	SendBuffer    int32
+	Priority      int32
+	Mark          uint32
 	// FileMode is the permission of a UNIX socket file; 0 means 0666, so
 	// that any local user may connect unless the configuration narrows it.
-	FileMode uint32
-	// The flags last, packed with FileMode into two words.
+	FileMode       uint32
+	KeepAliveCount int16
+	IPTOS          uint8
+	IPTTL          uint8
+	// The flags last, packed with the three above into one word.
 	IPv6Only        bool
 	ReusePort       bool
 	FreeBind        bool
