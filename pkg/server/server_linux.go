@@ -364,7 +364,7 @@ func (s *Server) watch(fd int, events uint32, w watcher) error {
 }
 
 // watchers are the loop's watchers by fd: a slice, as fds are small and
-// dense (10,000 listeners: 160 KB, where a map took 0.5 MB and a hash per
+// dense (10,000 listeners: ~200 KB, where a map took 0.5 MB and a hash per
 // event).
 type watchers []watcher
 
@@ -376,8 +376,11 @@ func (ws watchers) get(fd int) watcher {
 	return ws[fd]
 }
 
-// set makes w fd's watcher (nil: none).
+// set makes w fd's watcher (nil: none); a negative fd has none.
 func (ws *watchers) set(fd int, w watcher) {
+	if fd < 0 {
+		return
+	}
 	if fd >= len(*ws) {
 		if w == nil {
 			return

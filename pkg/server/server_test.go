@@ -595,3 +595,27 @@ services:
 		t.Errorf("activations = %v, want 1", got)
 	}
 }
+
+func TestWatchersByFD(t *testing.T) {
+	var ws watchers
+	a, b := &socket{fd: 3}, &socket{fd: 700}
+	ws.set(3, a)
+	ws.set(700, b) // grows past the end
+	ws.set(900, nil)
+	ws.set(-1, a)
+	if ws.get(3) != a || ws.get(700) != b {
+		t.Errorf("get(3), get(700) = %v, %v", ws.get(3), ws.get(700))
+	}
+	if len(ws) != 701 {
+		t.Errorf("len %d after setting fd 700 (removing fd 900 must not grow it)", len(ws))
+	}
+	for _, fd := range []int{-1, 0, 4, 900, 1 << 20} {
+		if w := ws.get(fd); w != nil {
+			t.Errorf("get(%d) = %v, want none", fd, w)
+		}
+	}
+	ws.set(3, nil)
+	if ws.get(3) != nil {
+		t.Error("fd 3 still has a watcher after set(3, nil)")
+	}
+}

@@ -709,8 +709,10 @@ func (e *bench) runScale() {
 	}
 }
 
-// scaleSettle is how long after listening scale mode reads a server's RSS.
-const scaleSettle = 1500 * time.Millisecond
+// scaleSettle is how long after listening scale mode reads a server's RSS:
+// superd goes idle a second after the loop starts, which at 10,000
+// services is some 50 ms after the last socket listens.
+const scaleSettle = 2 * time.Second
 
 func (e *bench) scaleOnce(s *server, ports []int) error {
 	n := len(ports)
