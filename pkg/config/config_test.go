@@ -52,7 +52,7 @@ func TestFullExampleDecodesEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := func(line, col int) Position { return Position{File: file, Line: line, Col: col} }
+	at := func(line, col int32) Position { return Position{File: file, Line: line, Col: col} }
 
 	tcpOpts := listener.Options{
 		Backlog: 128, ReusePort: true, FreeBind: true, Transparent: true, BindToDevice: "lo",

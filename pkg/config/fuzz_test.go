@@ -137,7 +137,7 @@ func checkService(s *Service) error {
 	if s.Internal != "" && s.Mode == Wait && s.Sockets[0].Address.Kind == listener.Stream {
 		return errors.New("internal stream service in wait mode")
 	}
-	if s.Umask < 0 || s.Umask > 0o777 || s.Nice < -20 || s.Nice > 19 || s.StopTimeout <= 0 || s.StopSignal <= 0 ||
+	if s.Umask > 0o777 || s.Nice < -20 || s.Nice > 19 || s.StopTimeout <= 0 || s.StopSignal <= 0 ||
 		s.MaxInstances < 0 || s.MaxPerSource < 0 || s.PerSourcePrefix6 < 1 || s.PerSourcePrefix6 > 128 || s.MaxDuration < 0 {
 		return errors.New("a number out of range")
 	}

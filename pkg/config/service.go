@@ -367,13 +367,13 @@ func (p *parser) workdirKey(d *draft, f field) bool {
 
 func (p *parser) umaskKey(d *draft, f field) bool {
 	v, ok := p.octal(f, 0o777)
-	d.svc.Umask = int(v)
+	d.svc.Umask = uint16(v)
 	return ok
 }
 
 func (p *parser) niceKey(d *draft, f field) bool {
 	v, ok := p.integer(f, -20, 19)
-	d.svc.Nice = int(v)
+	d.svc.Nice = int8(v)
 	return ok
 }
 
@@ -509,7 +509,7 @@ func (p *parser) maxPerSourceKey(d *draft, f field) bool {
 
 func (p *parser) prefix6Key(d *draft, f field) bool {
 	v, ok := p.integer(f, 1, 128)
-	d.svc.PerSourcePrefix6 = int(v)
+	d.svc.PerSourcePrefix6 = uint8(v)
 	return ok
 }
 

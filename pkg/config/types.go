@@ -101,10 +101,11 @@ func (s Stderr) String() string {
 }
 
 // Position is where something was written in a configuration file.
+// (int32: every service holds one.)
 type Position struct {
 	File string
-	Line int
-	Col  int
+	Line int32
+	Col  int32
 }
 
 // Socket is one listening address of a service with its options.
@@ -163,19 +164,23 @@ type Service struct {
 
 	// Mode, Pass and Stderr are always set; an internal or redirect
 	// service has PassStdio and StderrLog, which mean nothing for it.
-	// (Next to Disabled, the four share one word.)
+	// (Next to Disabled, and with Nice, PerSourcePrefix6 and Umask below,
+	// they share one word: a configuration holds 10,000 services.)
 	Disabled bool
 	Mode     Mode
 	Pass     Pass
 	Stderr   Stderr
+	Nice     int8 // 0 means leave as is; -20 to 19
+	// PerSourcePrefix6 is the IPv6 prefix length max_per_source counts
+	// sources by (default 64).
+	PerSourcePrefix6 uint8
+	Umask            uint16 // default 0o022
 
 	// Credential is nil when no user is set (the child runs as superd),
 	// and always for internal and redirect services. Its Groups may be
 	// empty: the child then has no supplementary groups.
 	Credential       *Credential
 	WorkingDirectory string // default "/"
-	Umask            int    // default 0o022
-	Nice             int    // 0 means leave as is
 	// Env is the child's base environment: PATH, pass_env values, env map and
 	// SUPERD_SERVICE, as "K=V", sorted; per-connection variables come on top.
 	// Nil for internal and redirect services.
@@ -186,10 +191,9 @@ type Service struct {
 	StopSignal  syscall.Signal
 	StopTimeout time.Duration
 
-	MaxInstances     int        // 0: unlimited
-	MaxPerSource     int        // 0: unlimited; always 0 for exec services in wait mode
-	PerSourcePrefix6 int        // default 64
-	RateLimit        *RateLimit // nil: none
+	MaxInstances int        // 0: unlimited
+	MaxPerSource int        // 0: unlimited; always 0 for exec services in wait mode
+	RateLimit    *RateLimit // nil: none
 	// Allow and Deny are masked prefixes, IPv4 ones never IPv4-mapped;
 	// both empty for exec services in wait mode, which cannot enforce them.
 	Allow       []netip.Prefix

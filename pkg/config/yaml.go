@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -53,7 +54,13 @@ func pos(file string, n *yaml.Node) Position {
 	if n == nil {
 		return Position{File: file, Line: 1, Col: 1}
 	}
-	return Position{File: file, Line: max(n.Line, 1), Col: max(n.Column, 1)}
+	return Position{File: file, Line: lineCol(n.Line), Col: lineCol(n.Column)}
+}
+
+// lineCol is a line or column number as a Position holds it: at least 1,
+// at most what an int32 holds.
+func lineCol(n int) int32 {
+	return int32(min(max(n, 1), math.MaxInt32))
 }
 
 func (p *parser) add(at Position, key, format string, args ...any) {
@@ -138,10 +145,12 @@ func (p *parser) syntax(file string, data []byte, err error) {
 	at := Position{File: file, Line: 1, Col: 1}
 	var found bool
 	if strings.Contains(msg, "control characters") || strings.Contains(msg, "UTF-") || strings.Contains(msg, "Unicode") {
-		at.Line, at.Col, found = firstBadByte(data)
+		var line, col int
+		line, col, found = firstBadByte(data)
+		at.Line, at.Col = lineCol(line), lineCol(col)
 	}
 	if !found {
-		at.Line = firstBadLine(data)
+		at.Line = lineCol(firstBadLine(data))
 	}
 	p.add(at, "", "YAML syntax error: %s", msg)
 }

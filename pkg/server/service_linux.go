@@ -151,7 +151,7 @@ func newService(s *Server, sc *config.Service) *service {
 	}
 	svc.times = access.NewTimes(sc.AccessTimes)
 	if sc.MaxPerSource > 0 {
-		svc.perSource = access.NewSourceCounter(sc.PerSourcePrefix6)
+		svc.perSource = access.NewSourceCounter(int(sc.PerSourcePrefix6))
 	}
 	if r := sc.RateLimit; r != nil {
 		svc.rate = access.NewRateLimiter(r.Max, r.Per, r.Pause)

@@ -84,13 +84,13 @@ func NewSpec(svc *config.Service) *Spec {
 	s.sys.Setsid = true
 
 	cred := credentialFor(svc.Credential)
-	needLaunch := svc.Umask != processUmask || svc.Nice != 0 || len(svc.Rlimits) > 0 ||
+	needLaunch := int(svc.Umask) != processUmask || svc.Nice != 0 || len(svc.Rlimits) > 0 ||
 		svc.Pass == config.PassListenFDs
 	if !needLaunch {
 		s.sys.Credential = cred
 		return s
 	}
-	p := &launchParams{Umask: svc.Umask, Nice: svc.Nice, ListenPID: svc.Pass == config.PassListenFDs}
+	p := &launchParams{Umask: int(svc.Umask), Nice: int(svc.Nice), ListenPID: svc.Pass == config.PassListenFDs}
 	for _, r := range svc.Rlimits {
 		p.Rlimits = append(p.Rlimits, rlimit{Resource: r.Resource, Cur: r.Value, Max: r.Value})
 	}

@@ -21,7 +21,7 @@ func service(mod func(*config.Service)) *config.Service {
 		Mode:             config.Accept,
 		Pass:             config.PassStdio,
 		WorkingDirectory: "/",
-		Umask:            processUmask,
+		Umask:            uint16(processUmask),
 		Env:              []string{config.DefaultPath},
 	}
 	if mod != nil {
@@ -40,7 +40,7 @@ func TestOnlyServicesThatNeedItUseTheLauncher(t *testing.T) {
 		{"a user switch is done by the fork itself", func(s *config.Service) {
 			s.Credential = &config.Credential{UID: 65534, GID: 65534}
 		}, false},
-		{"a umask other than superd's needs the launcher", func(s *config.Service) { s.Umask = processUmask ^ 0o007 }, true},
+		{"a umask other than superd's needs the launcher", func(s *config.Service) { s.Umask = uint16(processUmask ^ 0o007) }, true},
 		{"a nice value needs the launcher", func(s *config.Service) { s.Nice = 5 }, true},
 		{"rlimits need the launcher", func(s *config.Service) {
 			s.Rlimits = []config.Rlimit{{Resource: unix.RLIMIT_CORE, Name: "core"}}
