@@ -25,7 +25,7 @@ import (
 // while the page is still cached (a disk read if the kernel has since
 // reclaimed it). Measured: 50 minor faults instead of 7 for the first
 // connection after start-up, which took 0.55 ms instead of 0.51; the
-// unmapping itself costs the idle loop ~0.3 ms, at most once a second
+// unmapping itself costs the idle loop ~0.5 ms, at most once a second
 // (idleAfter). What superd ran only to start stays unmapped, and, mapped
 // by no process, loses the protection the kernel's reclaim gives mapped
 // executable pages.

@@ -78,7 +78,7 @@ func heldMemory() int64 {
 
 // set is Options.Idle. Going idle costs the loop one full collection (a
 // few milliseconds with a small heap) when the busy period allocated at
-// least idleGCThreshold, and dropCodePages (~0.3 ms) every time.
+// least idleGCThreshold, and dropCodePages (~0.5 ms) every time.
 func (g *idleMemory) set(idle bool) {
 	if !idle {
 		debug.SetGCPercent(g.percent)
