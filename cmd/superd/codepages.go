@@ -106,8 +106,8 @@ const pagemapChunk = 256
 // a scratch buffer it may grow. A run to unmap begins only at a page
 // pagemap says is the file's (an entry of zeros, a page not mapped, says
 // nothing: it may lie inside a run, never start one), and ends before a
-// page that is the process's own. It returns how many bytes it advised
-// away and the buffer.
+// page that is the process's own. It returns how many bytes its runs
+// span (their pages not mapped included) and the buffer.
 func dropFilePages(pagemap *os.File, m exeMapping, buf []byte) (int, []byte, error) {
 	page := uintptr(os.Getpagesize())
 	if cap(buf) < 8*pagemapChunk {

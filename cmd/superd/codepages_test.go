@@ -196,6 +196,63 @@ func TestDropFilePagesKeepsThePagesTheProcessChanged(t *testing.T) {
 	}
 }
 
+// Pages not mapped (entries of zeros) lie inside runs but never start one,
+// also at the start of a chunk; a run cut by a chunk's end is unmapped.
+// (Under 512 pages: a larger file may be mapped as one huge page here.)
+func TestDropFilePagesRunsGoOverPagesNotMapped(t *testing.T) {
+	pm := openPagemap(t)
+	page := os.Getpagesize()
+	const pages = 300
+	mem := mapFile(t, pages)
+	own := map[int]bool{8: true, 270: true}
+	for i := range own {
+		p := mem[i*page : (i+1)*page]
+		if err := unix.Mprotect(p, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+			t.Fatal(err)
+		}
+		p[0] = 0xee
+		if err := unix.Mprotect(p, unix.PROT_READ); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < len(mem); i += page { // reading maps each page
+		if want := byte(i / page); mem[i] != want && !own[i/page] {
+			t.Fatalf("page %d reads %d, want %d", i/page, mem[i], want)
+		}
+	}
+	holes := [][2]int{{4, 8}, {250, 260}}
+	for _, h := range holes {
+		if err := unix.Madvise(mem[h[0]*page:h[1]*page], unix.MADV_DONTNEED); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := uintptr(unsafe.Pointer(&mem[0]))
+	if e := pagemapEntry(t, pm, start+uintptr(256*page)); e != 0 {
+		t.Fatalf("page 256, a hole at a chunk's start: entry %#x, want nothing", e)
+	}
+
+	n, _, err := dropFilePages(pm, exeMapping{start, start + uintptr(len(mem))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Runs [0,8) [9,256) [260,270) [271,300): the holes 4-7 and 250-255
+	// inside them count, 256-259 at the second chunk's start do not.
+	if want := (8 + 247 + 10 + 29) * page; n != want {
+		t.Errorf("advised %d bytes away, want %d", n, want)
+	}
+	for i := range pages {
+		e := pagemapEntry(t, pm, start+uintptr(i*page))
+		if own[i] != ownCopy(e) || (!own[i] && e&pagemapPresent != 0) {
+			t.Errorf("page %d: entry %#x (own copy: %v)", i, e, own[i])
+		}
+	}
+	for i := range own {
+		if mem[i*page] != 0xee {
+			t.Errorf("own page %d lost what was written", i)
+		}
+	}
+}
+
 // Where pagemap says nothing of a page (no page is mapped yet), no run
 // starts.
 func TestDropFilePagesUnmapsNothingPagemapSaysNothingOf(t *testing.T) {

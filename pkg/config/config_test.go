@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -406,6 +407,16 @@ func TestValues(t *testing.T) {
 		{"a 0o umask is octal", `umask: 0o7`, func(s *Service) bool { return s.Umask == 0o007 }},
 		{"a zero umask is allowed", `umask: 0`, func(s *Service) bool { return s.Umask == 0 }},
 		{"a negative nice is allowed", `nice: -20`, func(s *Service) bool { return s.Nice == -20 }},
+		{"the highest nice", `nice: 19`, func(s *Service) bool { return s.Nice == 19 }},
+		{"the widest umask", `umask: "0777"`, func(s *Service) bool { return s.Umask == 0o777 }},
+		{"the longest IPv6 source prefix", `{max_per_source: 1, per_source_prefix6: 128}`, func(s *Service) bool { return s.PerSourcePrefix6 == 128 }},
+		// The socket options at the top of their ranges, each in a field
+		// no wider than it must be.
+		{"the top of every socket number", `socket: {mark: 4294967295, ip_tos: 255, ip_ttl: 255, backlog: 2147483647, priority: 2147483647, receive_buffer: 1073741823, keepalive: true, keepalive_count: 127}`, func(s *Service) bool {
+			o := s.Sockets[0].Options
+			return o.Mark == math.MaxUint32 && o.IPTOS == 255 && o.IPTTL == 255 && o.Backlog == math.MaxInt32 &&
+				o.Priority == math.MaxInt32 && o.ReceiveBuffer == 1<<30-1 && o.KeepAliveCount == 127
+		}},
 		{"a signal name without SIG works", `stop_signal: hup`, func(s *Service) bool { return s.StopSignal == syscall.SIGHUP }},
 		{"a signal name with SIG works", `stop_signal: SIGUSR1`, func(s *Service) bool { return s.StopSignal == syscall.SIGUSR1 }},
 		{"a realtime signal number works", `stop_signal: 40`, func(s *Service) bool { return s.StopSignal == 40 }},

@@ -392,6 +392,25 @@ services:
 		},
 	},
 	{
+		// Each bound is one past what the option's field holds.
+		name: "socket numbers past their bounds are refused",
+		src: `services:
+  daytime:
+    listen: tcp://:13
+    exec: [/usr/sbin/in.daytimed]
+    socket: {mark: 4294967296, ip_tos: 256, ip_ttl: 256, backlog: 2147483648, priority: -1}
+    per_source_prefix6: 129
+`,
+		want: []string{
+			"superd.yaml:5:20: services.daytime.socket.mark: must be between 0 and 4294967295, got 4294967296",
+			"superd.yaml:5:40: services.daytime.socket.ip_tos: must be between 0 and 255, got 256",
+			"superd.yaml:5:53: services.daytime.socket.ip_ttl: must be between 1 and 255, got 256",
+			"superd.yaml:5:67: services.daytime.socket.backlog: must be between 1 and 2147483647, got 2147483648",
+			"superd.yaml:5:89: services.daytime.socket.priority: must be between 0 and 2147483647, got -1",
+			"superd.yaml:6:25: services.daytime.per_source_prefix6: must be between 1 and 128, got 129",
+		},
+	},
+	{
 		name: "bad umask, nice and signal are refused",
 		src: `services:
   a:

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"time"
@@ -68,9 +69,13 @@ func boolOpt(set func(*listener.Options, bool)) sockParser {
 	}
 }
 
-// intOpt parses an integer from lo to hi into the option at points to;
-// the range fits the option's type.
+// intOpt parses an integer from lo to hi into the option that at points
+// to. The range must fit the option's type: checked when the table of
+// socket keys is made, so that no bound can ever wrap a value.
 func intOpt[T int16 | int32 | uint8 | uint32](lo, hi int64, at func(*listener.Options) *T) sockParser {
+	if int64(T(lo)) != lo || int64(T(hi)) != hi {
+		panic(fmt.Sprintf("config: socket option bounds %d-%d do not fit %T", lo, hi, T(0)))
+	}
 	return func(p *parser, f field) (func(*listener.Options), bool) {
 		v, ok := p.integer(f, lo, hi)
 		return func(o *listener.Options) { *at(o) = T(v) }, ok
@@ -84,7 +89,12 @@ func secondsOpt(maxSec int64, set func(*listener.Options, int64)) sockParser {
 	}
 }
 
+// sizeOpt parses a size from 1 to maxBuffer, which an int32 holds, into
+// the option that at points to.
 func sizeOpt(at func(*listener.Options) *int32) sockParser {
+	if int64(int32(maxBuffer)) != maxBuffer {
+		panic("config: maxBuffer does not fit a socket option")
+	}
 	return func(p *parser, f field) (func(*listener.Options), bool) {
 		v, ok := p.size(f, 1, maxBuffer)
 		return func(o *listener.Options) { *at(o) = int32(v) }, ok

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -375,6 +376,11 @@ func TestOpenAppliesSocketOptions(t *testing.T) {
 		}},
 		{"mark on a unix socket", "unix://@NAME", with(func(o *Options) { o.Mark = 43 }), []sockopt{
 			{sol, unix.SO_MARK, "SO_MARK", 43},
+		}},
+		// All 32 bits reach the kernel (getsockopt reads the u32 back as a
+		// C int).
+		{"the highest mark", "tcp4://127.0.0.1:1", with(func(o *Options) { o.Mark = math.MaxUint32 }), []sockopt{
+			{sol, unix.SO_MARK, "SO_MARK", -1},
 		}},
 		{"ip_tos and ip_ttl on IPv4", "udp4://127.0.0.1:1", with(func(o *Options) { o.IPTOS, o.IPTTL = 0x10, 42 }), []sockopt{
 			{ip4, unix.IP_TOS, "IP_TOS", 0x10},

@@ -77,7 +77,7 @@ type Options struct {
 	KeepAliveCount int16
 	IPTOS          uint8
 	IPTTL          uint8
-	// The flags last, packed with the three above into one word.
+	// The flags last, in the word the three above share with them.
 	IPv6Only        bool
 	ReusePort       bool
 	FreeBind        bool
