@@ -17,18 +17,18 @@ import (
 // touches, when those pages are in the page cache: after start-up, 9 MB
 // of the 11 MB binary stayed mapped (YAML parsing, configuration checks,
 // binding, HTTP set-up, each library's initialisation), where the idle
-// loop needs 1.5 MB, a connection's path 2.6 MB more and a /metrics
+// loop needs 1.5 MB, a connection's path 2.7 MB more and a /metrics
 // scrape 5 MB more. So each time superd goes idle it drops its mappings of
 // the executable's read-only pages (madvise MADV_DONTNEED). The pages
 // stay in the page cache, charged to the same memory cgroup as before,
 // and the kernel maps back each page superd uses next, with a minor fault
 // while the page is still cached (a disk read if the kernel has since
-// reclaimed it). Measured: 50 minor faults instead of 7 for the first
-// connection after start-up, which took 0.55 ms instead of 0.51; the
-// unmapping itself costs the idle loop ~0.5 ms, at most once a second
-// (idleAfter). What superd ran only to start stays unmapped, and, mapped
-// by no process, loses the protection the kernel's reclaim gives mapped
-// executable pages.
+// reclaimed it). Measured: 25-30 minor faults instead of 0-7 for a
+// connection after an idle period, about 0.1 ms of its latency (50 for
+// the first after start-up); the unmapping itself costs the idle loop
+// ~0.5 ms, at most once a second (idleAfter). What superd ran only to
+// start stays unmapped, and, mapped by no process, loses the protection
+// the kernel's reclaim gives mapped executable pages.
 //
 // MADV_DONTNEED on a private file mapping also discards the pages that are
 // the process's own copy of a file page (copy-on-write): a debugger's
