@@ -109,7 +109,7 @@ func main() {
 	flag.StringVar(&e.out, "out", "bench/results", "directory for latest.md and latest.svg")
 	flag.IntVar(&e.nextPort, "port", 20000, "first loopback port for servers (below the ephemeral range)")
 	flag.IntVar(&e.scalePort, "scale-port", 22000, "first loopback port of scale mode's services")
-	budget := flag.Duration("budget", 9*time.Minute, "stop starting measurements after this long; what is left is reported as skipped")
+	budget := flag.Duration("budget", 9*time.Minute+30*time.Second, "stop starting measurements after this long; what is left is reported as skipped")
 	flag.Parse()
 	e.args = os.Args[1:]
 	e.loadStart = loadAvg()
