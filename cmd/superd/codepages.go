@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -37,6 +38,21 @@ import (
 // only runs of those are unmapped, each right after its entries are read
 // (a page written within those microseconds would still be lost). Where
 // pagemap cannot be read, or says nothing, nothing is unmapped.
+
+// idleUnmap says whether superd drops its executable's mappings when it
+// goes idle: yes unless SUPERD_IDLE_UNMAP=0, for a host where even the
+// microseconds in which a breakpoint or uprobe written into superd's code
+// could be lost matter, or where RSS counts for nothing.
+func idleUnmap() (bool, error) {
+	switch v := os.Getenv("SUPERD_IDLE_UNMAP"); v {
+	case "", "1":
+		return true, nil
+	case "0":
+		return false, nil
+	default:
+		return false, fmt.Errorf("SUPERD_IDLE_UNMAP=%q: want 1 (drop the executable's mappings when idle, the default) or 0 (keep them)", v)
+	}
+}
 
 // exeMapping is one read-only mapping of the executable.
 type exeMapping struct{ start, end uintptr }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +335,52 @@ services:
 		t.Fatalf("a scrape mapped nothing more (%d KiB, %d before): the test shows nothing", busy>>10, before>>10)
 	}
 	idle("idle after a scrape")
+}
+
+func TestIdleUnmapFromTheEnvironment(t *testing.T) {
+	for v, want := range map[string]bool{"": true, "1": true, "0": false} {
+		t.Setenv("SUPERD_IDLE_UNMAP", v)
+		if got, err := idleUnmap(); err != nil || got != want {
+			t.Errorf("SUPERD_IDLE_UNMAP=%q: %v, %v; want %v", v, got, err, want)
+		}
+	}
+	for _, bad := range []string{"yes", "2", " 0"} {
+		t.Setenv("SUPERD_IDLE_UNMAP", bad)
+		if _, err := idleUnmap(); err == nil || !strings.Contains(err.Error(), "SUPERD_IDLE_UNMAP") {
+			t.Errorf("SUPERD_IDLE_UNMAP=%q: error %v, want one naming the variable", bad, err)
+		}
+	}
+}
+
+// Going idle drops this process's mappings of its executable only when
+// idleMemory.unmap says so (SUPERD_IDLE_UNMAP=0 keeps them).
+func TestGoingIdleUnmapsOnlyWhenAsked(t *testing.T) {
+	openPagemap(t)
+	old := debug.SetGCPercent(100)
+	oldLimit := debug.SetMemoryLimit(math.MaxInt64)
+	t.Cleanup(func() {
+		debug.SetGCPercent(old)
+		debug.SetMemoryLimit(oldLimit)
+	})
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := os.Getpid()
+	before, size := exeResident(t, pid, exe)
+	if before < size/10 {
+		t.Skipf("only %d of %d bytes of the test binary mapped: nothing to tell apart", before, size)
+	}
+	g := newIdleMemory(cgroupMemory{})
+	g.unmap = false
+	g.set(true)
+	kept, _ := exeResident(t, pid, exe)
+	g.set(false)
+	g.unmap = true
+	g.set(true)
+	dropped, _ := exeResident(t, pid, exe)
+	g.set(false)
+	if kept < before/2 || dropped > kept/2 {
+		t.Errorf("mapped bytes of the executable: %d before, %d after going idle with unmap off, %d with it on", before, kept, dropped)
+	}
 }

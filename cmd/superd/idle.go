@@ -31,6 +31,9 @@ type idleMemory struct {
 	// a quarter of the memory cgroup's limit if that is less.
 	headroom int64
 	sample   []metrics.Sample
+	// unmap says whether going idle drops the executable's mappings
+	// (idleUnmap).
+	unmap bool
 	// allocated is the cumulative heap allocation at the last collection
 	// idleMemory made or skipped.
 	allocated uint64
@@ -55,6 +58,7 @@ func newIdleMemory(cg cgroupMemory) *idleMemory {
 		limit:    int64(now[1].Value.Uint64()),
 		headroom: min(idleHeadroom, quarterOf(cg.limit)),
 		sample:   append([]metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}, heldSamples()...),
+		unmap:    true,
 	}
 }
 
@@ -78,7 +82,8 @@ func heldMemory() int64 {
 
 // set is Options.Idle. Going idle costs the loop one full collection (a
 // few milliseconds with a small heap) when the busy period allocated at
-// least idleGCThreshold, and dropCodePages (~0.5 ms) every time.
+// least idleGCThreshold, and dropCodePages (~0.5 ms) every time unless
+// SUPERD_IDLE_UNMAP=0.
 func (g *idleMemory) set(idle bool) {
 	if !idle {
 		debug.SetGCPercent(g.percent)
@@ -92,7 +97,9 @@ func (g *idleMemory) set(idle bool) {
 	}
 	// Every time, not only after a collection: a connection or a scrape
 	// maps megabytes of code back while allocating far less.
-	dropCodePages()
+	if g.unmap {
+		dropCodePages()
+	}
 	g.allocated = g.sample[0].Value.Uint64()
 	// The memory limit counts what superd holds, not what it has handed
 	// back to the kernel.

@@ -152,6 +152,9 @@ func runCmd(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if mem.unmap, err = idleUnmap(); err != nil {
+		return err
+	}
 	setMaxProcs(spawners)
 	srv, err := server.New(cfg, server.Options{
 		Logger: log, Metrics: m, Spawners: spawners,
