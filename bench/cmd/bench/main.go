@@ -726,9 +726,9 @@ func (e *bench) scaleOnce(s *server, ports []int) error {
 	}
 	defer p.stop(10 * time.Second)
 	// What a host holding this many services sees once the server has
-	// settled: superd hands back its start-up memory and unmaps its
-	// start-up code a second after its last event. Every server gets the
-	// same wait.
+	// settled: superd hands back its start-up memory and drops its
+	// mappings of its executable a second after its last event. Every
+	// server gets the same wait.
 	time.Sleep(scaleSettle)
 	st := e.scale[s.name]
 	if st == nil {
