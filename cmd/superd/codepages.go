@@ -163,16 +163,33 @@ func dropFilePages(pagemap *os.File, m exeMapping, buf []byte) (int, []byte, err
 	return dropped, buf, nil
 }
 
-// dropCodePages unmaps the executable's read-only pages that are the
-// file's (see "Code pages" above). It does nothing where /proc cannot say
-// which they are.
-func dropCodePages() {
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		return
+// codePages drops the executable's mappings for idleMemory. The
+// executable's read-only mappings are fixed from exec to exit, so they are
+// read from /proc/self/maps once, at the first drop; pagemap, which
+// changes, is read at every one.
+type codePages struct {
+	found bool
+	maps  []exeMapping
+	buf   []byte // pagemap entries, kept between drops
+}
+
+// drop unmaps the executable's read-only pages that are the file's (see
+// "Code pages" above). It does nothing where /proc cannot say which they
+// are.
+func (c *codePages) drop() {
+	if !c.found {
+		c.found = true
+		exe, err := os.Readlink("/proc/self/exe")
+		if err != nil {
+			return
+		}
+		maps, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			return
+		}
+		c.maps = exeMappings(maps, exe)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
+	if len(c.maps) == 0 {
 		return
 	}
 	pagemap, err := os.Open("/proc/self/pagemap")
@@ -180,9 +197,8 @@ func dropCodePages() {
 		return
 	}
 	defer pagemap.Close()
-	var buf []byte
-	for _, m := range exeMappings(maps, exe) {
-		if _, buf, err = dropFilePages(pagemap, m, buf); err != nil {
+	for _, m := range c.maps {
+		if _, c.buf, err = dropFilePages(pagemap, m, c.buf); err != nil {
 			return
 		}
 	}

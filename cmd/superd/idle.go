@@ -18,7 +18,7 @@ const idleAfter = time.Second
 // (server.Options.Idle). While busy, the garbage collector runs as
 // configured. Going idle, superd collects once if it allocated since the
 // last collection, hands the freed memory back to the kernel, drops its
-// mappings of its executable (dropCodePages), and turns the collector
+// mappings of its executable (codePages), and turns the collector
 // off: the runtime otherwise forces a collection every two minutes, which
 // wakes several threads of a superd that has nothing to do (measured:
 // 20-27 context switches per idle 120 s, 4 without). A memory
@@ -32,8 +32,9 @@ type idleMemory struct {
 	headroom int64
 	sample   []metrics.Sample
 	// unmap says whether going idle drops the executable's mappings
-	// (idleUnmap).
+	// (idleUnmap); code does it.
 	unmap bool
+	code  codePages
 	// allocated is the cumulative heap allocation at the last collection
 	// idleMemory made or skipped.
 	allocated uint64
@@ -82,7 +83,7 @@ func heldMemory() int64 {
 
 // set is Options.Idle. Going idle costs the loop one full collection (a
 // few milliseconds with a small heap) when the busy period allocated at
-// least idleGCThreshold, and dropCodePages (~0.5 ms) every time unless
+// least idleGCThreshold, and code.drop (~0.5 ms) every time unless
 // SUPERD_IDLE_UNMAP=0.
 func (g *idleMemory) set(idle bool) {
 	if !idle {
@@ -98,7 +99,7 @@ func (g *idleMemory) set(idle bool) {
 	// Every time, not only after a collection: a connection or a scrape
 	// maps megabytes of code back while allocating far less.
 	if g.unmap {
-		dropCodePages()
+		g.code.drop()
 	}
 	g.allocated = g.sample[0].Value.Uint64()
 	// The memory limit counts what superd holds, not what it has handed
@@ -130,8 +131,8 @@ const minStartup = 16 << 20
 // listener —, a superd handing over in a live upgrade), and at least
 // minStartup. Without a limit it bounds nothing. Measured: 10,000 services
 // start with a peak of ~100 MB with the collector off; in a 64 MiB cgroup,
-// superd was killed by the OOM killer while starting, though it then
-// holds 27 MB.
+// superd was killed by the OOM killer while starting, though once started
+// its RSS is under 20 MB.
 func startupCap(cg cgroupMemory) int64 {
 	if cg.limit <= 0 {
 		return math.MaxInt64
@@ -164,7 +165,7 @@ func startupSockets(cg cgroupMemory, n int) {
 // half-empty pages; with one collection at the end, what it keeps is
 // packed into fewer pages. Measured with 10,000 services: 58 MB RSS after
 // start-up with the collector on, 42 MB this way (peak 126 MB instead of
-// 90 MB while starting; since then 27 MB, peak 97 MB). Where the limit
+// 90 MB while starting; since then 17 MiB, peak 91 MiB). Where the limit
 // is reached the runtime collects as it must, and superd starts anyway.
 func startupMemory(cg cgroupMemory) (done func()) {
 	percent := debug.SetGCPercent(-1)
