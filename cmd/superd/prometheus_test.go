@@ -43,6 +43,21 @@ var specMetrics = map[string]string{
 	"superd_build_info":                                   "gauge",
 }
 
+// extraMetrics are the families superd exposes beyond SPEC §4, each listed
+// in docs/monitoring.md.
+var extraMetrics = map[string]string{
+	"superd_service_disabled": "gauge",
+}
+
+// metricType is the type of a superd family, SPEC §4's or an extra one;
+// "" for a name superd does not expose.
+func metricType(name string) string {
+	if typ := specMetrics[name]; typ != "" {
+		return typ
+	}
+	return extraMetrics[name]
+}
+
 // needPromTool returns the path of a Prometheus tool. Without it the test is
 // skipped on a developer's machine, but fails under CI, where `make test`
 // installs the prometheus package.
@@ -147,9 +162,10 @@ func readConn(t *testing.T, addr string) string {
 	return string(b)
 }
 
-// metricsTraffic is a running superd with two services after known traffic:
-// hello (answers "hi" and exits) served 3 clients; busy (max_instances: 1)
-// has one child holding its connection, and refused a second connection.
+// metricsTraffic is a running superd with three services after known
+// traffic: hello (answers "hi" and exits) served 3 clients; busy
+// (max_instances: 1) has one child holding its connection, and refused a
+// second connection; off is disabled.
 type metricsTraffic struct {
 	r       *running
 	admin   string
@@ -180,7 +196,11 @@ services:
     listen: tcp://%s
     exec: [/bin/sh, -c, 'read x']
     max_instances: 1
-%s`, tr.admin, tr.hello, userLine(), tr.busy, userLine()))
+%s  off:
+    listen: tcp://127.0.0.1:%d
+    exec: [/bin/sh, -c, 'echo off']
+    disabled: true
+%s`, tr.admin, tr.hello, userLine(), tr.busy, userLine(), freePort(t), userLine()))
 	tr.r = startSuperd(t, cfg, tr.admin)
 
 	for i := 0; i < 3; i++ {
@@ -228,21 +248,29 @@ func TestMetricsCountRealTrafficExactly(t *testing.T) {
 		`superd_instances{service="busy"}`:                                                1,
 		`superd_spawn_seconds_count{service="busy"}`:                                      1,
 		`superd_service_up{service="busy"}`:                                               1,
+		`superd_service_up{service="off"}`:                                                0,
+		`superd_service_disabled{service="off"}`:                                          1,
 		`superd_config_last_reload_successful`:                                            1,
 		fmt.Sprintf(`superd_build_info{goversion="%s",version="dev"}`, runtime.Version()): 1,
 	}
 	e := waitForMetrics(t, tr.admin, want)
 
-	// Every family of SPEC §4, with its type, and nothing superd_* besides.
-	for name, typ := range specMetrics {
-		if got := e.types[name]; got != typ {
-			t.Errorf("TYPE of %s = %q, want %q", name, got, typ)
+	// Every family of SPEC §4 and every extra one, with its type, and
+	// nothing superd_* besides.
+	for _, known := range []map[string]string{specMetrics, extraMetrics} {
+		for name, typ := range known {
+			if got := e.types[name]; got != typ {
+				t.Errorf("TYPE of %s = %q, want %q", name, got, typ)
+			}
 		}
 	}
 	for name := range e.types {
-		if strings.HasPrefix(name, "superd_") && specMetrics[name] == "" {
-			t.Errorf("/metrics has %s, which SPEC §4 does not name", name)
+		if strings.HasPrefix(name, "superd_") && metricType(name) == "" {
+			t.Errorf("/metrics has %s, which neither SPEC §4 nor extraMetrics names", name)
 		}
+	}
+	if strings.Contains(e.text, `superd_service_disabled{service="hello"}`) {
+		t.Errorf("superd_service_disabled has a series for an enabled service:\n%s", e.text)
 	}
 	for _, std := range []string{"go_goroutines", "process_open_fds", "process_start_time_seconds"} {
 		if e.types[std] == "" {
@@ -567,8 +595,8 @@ func TestDashboardQueriesOnlyLiveSuperdMetrics(t *testing.T) {
 		}
 		for _, n := range names {
 			family := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_sum"), "_count")
-			if specMetrics[family] == "" && specMetrics[n] == "" {
-				t.Errorf("%q queries %s, which SPEC §4 does not name", expr, n)
+			if metricType(family) == "" && metricType(n) == "" {
+				t.Errorf("%q queries %s, which superd does not name (SPEC §4, extraMetrics)", expr, n)
 			}
 			if !live[n] {
 				t.Errorf("%q queries %s, which superd's /metrics does not expose", expr, n)
@@ -715,7 +743,11 @@ services:
   hello:
     listen: tcp://127.0.0.1:%d
     exec: [/bin/sh, -c, 'echo hi']
-%s`, admin, port, userLine()))
+%s  off:
+    listen: tcp://127.0.0.1:%d
+    exec: [/bin/sh, -c, 'echo off']
+    disabled: true
+%s`, admin, port, userLine(), freePort(t), userLine()))
 	startSuperd(t, cfg, admin)
 	p := startPromServer(t, admin)
 
@@ -737,6 +769,7 @@ services:
 
 	// The shipped rules load and evaluate without error against real
 	// series, and the recording rule produces its series.
+	var serviceDown string // the alert's expression, as Prometheus loaded it
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var r struct {
@@ -745,6 +778,7 @@ services:
 					Name  string `json:"name"`
 					Rules []struct {
 						Name      string `json:"name"`
+						Query     string `json:"query"`
 						Health    string `json:"health"`
 						LastError string `json:"lastError"`
 					} `json:"rules"`
@@ -760,6 +794,9 @@ services:
 		for _, g := range r.Data.Groups {
 			for _, rule := range g.Rules {
 				nrules++
+				if rule.Name == "SuperdServiceDown" {
+					serviceDown = rule.Query
+				}
 				switch rule.Health {
 				case "ok":
 				case "err":
@@ -781,6 +818,16 @@ services:
 	// No alert fires for a healthy superd.
 	if res := p.query(t, `ALERTS{alertstate="firing"}`); len(res) != 0 {
 		t.Errorf("alerts firing against a healthy superd: %+v", res)
+	}
+	// A disabled service is down, on purpose: SuperdServiceDown's
+	// expression leaves it out.
+	p.waitQuery(t, `superd_service_up{service="off"}`, "0")
+	p.waitQuery(t, `superd_service_disabled{service="off"}`, "1")
+	if serviceDown == "" {
+		t.Fatal("the rules have no SuperdServiceDown alert")
+	}
+	if res := p.query(t, serviceDown); len(res) != 0 {
+		t.Errorf("SuperdServiceDown's expression %q selects %+v; a disabled service is down on purpose", serviceDown, res)
 	}
 
 	// Every dashboard query is valid PromQL that the real server evaluates,

@@ -119,10 +119,18 @@ var families = []*family{
 		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
 			return f.gauge(s, s.Instances.value())
 		}),
+	newFamily("superd_service_disabled", "1 while the service is disabled on purpose (disabled: true, or removed by a reload while its children finish); absent otherwise.",
+		dto.MetricType_GAUGE, "", nil,
+		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
+			if s.state.Load()&disabledBit == 0 {
+				return nil, false
+			}
+			return f.gauge(s, 1)
+		}),
 	newFamily("superd_service_up", "1 while the service listens; 0 while it is failed, disabled or paused.",
 		dto.MetricType_GAUGE, "", nil,
 		func(f *family, s *Service, _ string) (prometheus.Metric, bool) {
-			return f.gauge(s, s.Up.value())
+			return f.gauge(s, float64(s.state.Load()&upBit))
 		}),
 	newFamily("superd_spawn_seconds", "Time from a socket being ready (a connection accepted, or a wait-mode socket readable) to the child running.",
 		dto.MetricType_HISTOGRAM, "", nil,
@@ -156,9 +164,6 @@ func (c *Counter) Inc() { c.n.Add(1) }
 
 // Gauge is a per-service gauge, a float64 in an atomic word.
 type Gauge struct{ bits atomic.Uint64 }
-
-// Set sets the gauge to v.
-func (g *Gauge) Set(v float64) { g.bits.Store(math.Float64bits(v)) }
 
 // Inc adds 1.
 func (g *Gauge) Inc() { g.add(1) }

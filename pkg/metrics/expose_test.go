@@ -71,7 +71,7 @@ func populatedN(n int) *Metrics {
 		}
 		if i%2 == 0 {
 			s.Accepted.Inc()
-			s.Up.Set(1)
+			s.SetUp(true, false)
 			s.ObserveSpawn(float64(i) * 1e-4)
 		}
 		if i%3 == 0 {
@@ -266,7 +266,7 @@ func BenchmarkServe10000Services(b *testing.B) {
 	m := New("test")
 	for i := 0; i < 10000; i++ {
 		s := m.ForService("service-" + strconv.Itoa(i))
-		s.Up.Set(1)
+		s.SetUp(true, false)
 		if i%10 == 0 {
 			s.ObserveSpawn(0.0003)
 			s.ObserveDuration(0.02)

@@ -174,7 +174,9 @@ type Service struct {
 	Activations Counter
 	Accepted    Counter
 	Instances   Gauge
-	Up          Gauge
+	// state holds upBit and disabledBit, set together by SetUp so a
+	// scrape never sees one without the other.
+	state atomic.Uint32
 	// rejected and exits are indexed as Reasons and Outcomes. A non-eager
 	// series is exposed once its count is above 0: counters only grow, so
 	// that is exactly "after its first event".
@@ -212,6 +214,28 @@ func (m *Metrics) Forget(name string) {
 	ss.mu.Lock()
 	delete(ss.byName, name)
 	ss.mu.Unlock()
+}
+
+const (
+	upBit       = 1 << iota // superd_service_up is 1
+	disabledBit             // superd_service_disabled is exposed
+)
+
+// SetUp sets superd_service_up to 1 if up, else 0, and says whether the
+// service is down on purpose (disabled: true, or removed by a reload while
+// its children finish). superd_service_disabled exposes that, so that an
+// alert on superd_service_up can leave such services out; its series
+// exists only while it is 1, so a host with thousands of enabled services
+// scrapes no extra line for them.
+func (s *Service) SetUp(up, disabled bool) {
+	var st uint32
+	if up {
+		st |= upBit
+	}
+	if disabled {
+		st |= disabledBit
+	}
+	s.state.Store(st)
 }
 
 // ObserveSpawn records one spawn's latency in seconds.

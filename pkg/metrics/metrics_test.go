@@ -22,6 +22,7 @@ var serviceFamilies = []string{
 	"superd_child_exits_total",
 	"superd_child_duration_seconds",
 	"superd_spawn_seconds",
+	"superd_service_disabled",
 	"superd_service_up",
 }
 
@@ -37,7 +38,7 @@ func TestExposition(t *testing.T) {
 	busy.Instances.Inc()
 	busy.Instances.Inc()
 	busy.Instances.Dec()
-	busy.Up.Set(1)
+	busy.SetUp(true, false)
 	busy.Rejected(ReasonMaxInstances)
 	busy.Exited(OutcomeSuccess)
 	busy.ObserveSpawn(0.0003)
@@ -138,6 +139,33 @@ func TestNewServiceHasOnlyItsEagerSeries(t *testing.T) {
 			t.Errorf("%s = %v, want 0", s, v)
 		}
 	}
+}
+
+// superd_service_disabled exists exactly while a service is down on
+// purpose, and superd_service_up says 0 then.
+func TestDisabledSeriesOnlyWhileDisabled(t *testing.T) {
+	m := New("test")
+	s := m.ForService("s")
+	check := func(step string, up float64, disabled bool) {
+		t.Helper()
+		if v, ok := m.Value("superd_service_up", map[string]string{"service": "s"}); !ok || v != up {
+			t.Errorf("%s: superd_service_up = %v, %v; want %v, true", step, v, ok, up)
+		}
+		v, ok := m.Value("superd_service_disabled", map[string]string{"service": "s"})
+		if ok != disabled || (ok && v != 1) {
+			t.Errorf("%s: superd_service_disabled = %v, exposed %v; want exposed %v with 1", step, v, ok, disabled)
+		}
+	}
+	check("new", 0, false)
+	s.SetUp(true, false)
+	check("listening", 1, false)
+	s.SetUp(false, true)
+	check("disabled", 0, true)
+	s.SetUp(false, false)
+	check("failed", 0, false)
+	s.SetUp(false, true)
+	s.SetUp(true, false)
+	check("enabled again", 1, false)
 }
 
 func TestEveryReasonAndOutcomeAppearsAtItsFirstEvent(t *testing.T) {
@@ -300,7 +328,7 @@ func TestScrapeWhileCounting(t *testing.T) {
 		for i := 0; i < n; i++ {
 			s.Activations.Inc()
 			s.Instances.Inc()
-			s.Up.Set(float64(i % 2))
+			s.SetUp(i%2 == 1, false)
 			s.Rejected(ReasonAccess)
 			s.Exited(OutcomeStopped)
 			s.ObserveSpawn(0.001)
@@ -346,7 +374,7 @@ func TestCountingDoesNotAllocate(t *testing.T) {
 		s.Accepted.Inc()
 		s.Instances.Inc()
 		s.Instances.Dec()
-		s.Up.Set(1)
+		s.SetUp(true, false)
 		s.Rejected(ReasonRateLimit)
 		s.Exited(OutcomeSuccess)
 		s.ObserveSpawn(0.001)
@@ -401,7 +429,7 @@ func heapPerService(n int) float64 {
 	runtime.ReadMemStats(&before)
 	for i, name := range names {
 		svcs[i] = m.ForService(name)
-		svcs[i].Up.Set(1)
+		svcs[i].SetUp(true, false)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -454,7 +482,7 @@ func BenchmarkScrape10000Services(b *testing.B) {
 	m := New("test")
 	for i := 0; i < 10000; i++ {
 		s := m.ForService("service-" + strconv.Itoa(i))
-		s.Up.Set(1)
+		s.SetUp(true, false)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()

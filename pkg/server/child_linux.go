@@ -198,6 +198,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		}
 		svc.m.Rejected(metrics.ReasonSpawnError)
 		svc.logger().Error("spawn failed", zap.String("remote", c.remote), zap.Error(err))
+		s.drained(svc)
 		if c.heldKeys != nil && s.freed != nil {
 			s.freed(c.heldKeys)
 		}
@@ -307,7 +308,7 @@ func (c *child) ready(s *Server, _ uint32) {
 	if c.stopping {
 		outcome = metrics.OutcomeStopped
 	}
-	svc.finished(c.src, ran, outcome, fields)
+	s.finished(svc, c.src, ran, outcome, fields)
 
 	if c.heldKeys != nil && s.freed != nil {
 		s.freed(c.heldKeys)
@@ -331,13 +332,14 @@ func (c *child) ready(s *Server, _ uint32) {
 
 // finished is the accounting every end of an activation shares, a child's
 // or an in-process session's: limits, metrics and the exit log line.
-func (svc *service) finished(src source, ran time.Duration, outcome string, fields []zap.Field) {
+func (s *Server) finished(svc *service, src source, ran time.Duration, outcome string, fields []zap.Field) {
 	svc.active--
 	svc.release(src)
 	svc.m.Instances.Dec()
 	svc.m.ObserveDuration(ran.Seconds())
 	svc.m.Exited(outcome)
 	svc.logger().Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
+	s.drained(svc)
 }
 
 // closeErrW closes superd's copy of the stderr pipe's write end.

@@ -95,7 +95,7 @@ func (s *Server) sessionDone(ss *session, err error) {
 		outcome = metrics.OutcomeFailure
 		fields = append(fields, zap.Error(err))
 	}
-	ss.svc.finished(ss.src, time.Since(ss.started), outcome, fields)
+	s.finished(ss.svc, ss.src, time.Since(ss.started), outcome, fields)
 }
 
 // serveDatagrams answers what a UDP built-in's sockets hold, in the loop:

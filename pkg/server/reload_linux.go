@@ -110,6 +110,8 @@ func (s *Server) apply(cfg *config.Config) {
 		svc.setState(StateDisabled)
 		if svc.active == 0 {
 			s.m.Forget(name)
+		} else {
+			svc.removed = true
 		}
 	}
 	for _, c := range s.children {
@@ -122,6 +124,23 @@ func (s *Server) apply(cfg *config.Config) {
 	s.noteBuiltinPorts()
 	s.log.Info("configuration reloaded",
 		zap.Int("services", len(next)), zap.Int("sockets_kept", kept), zap.Int("sockets_closed", closed))
+}
+
+// drained forgets the metrics of svc, a service a reload removed, once its
+// last child has ended: until then its series say it is disabled, with its
+// children counted. A name a later reload configured again keeps them: the
+// new service shares its metrics.
+func (s *Server) drained(svc *service) {
+	if !svc.removed || svc.active > 0 {
+		return
+	}
+	svc.removed = false
+	for _, cur := range s.services {
+		if cur.cfg.Name == svc.cfg.Name {
+			return
+		}
+	}
+	s.m.Forget(svc.cfg.Name)
 }
 
 // runnable says whether the service will listen at all.

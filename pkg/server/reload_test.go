@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/metrics"
@@ -149,9 +150,15 @@ services:
 		t.Fatalf("a child was stopped by the reload")
 	}
 	c.(*net.TCPConn).CloseWrite()
-	h.waitExits("held", 1)
-	if got := h.exits("held", metrics.OutcomeSuccess); got != 1 {
-		t.Errorf("the child did not finish normally after the reload")
+	// The removed service's series go with its last child
+	// (TestDisabledAndRemovedServicesInMetrics): the exit line tells.
+	// (A filter is a copy of the lines so far: filter again each time.)
+	exits := func() *observer.ObservedLogs {
+		return h.logs.FilterMessage("exit").FilterField(zap.String("service", "held"))
+	}
+	waitFor(t, "the child's exit line", func() bool { return exits().Len() > 0 })
+	if got := exits().FilterField(zap.String("outcome", metrics.OutcomeSuccess)).Len(); got != 1 {
+		t.Errorf("the child did not finish normally after the reload: %v", exits().AllUntimed())
 	}
 }
 
@@ -340,5 +347,92 @@ services:
 	}
 	if waited < 600*time.Millisecond {
 		t.Errorf("served %v after the pause began, before its 700ms ended", waited)
+	}
+}
+
+// A service that is down on purpose — disabled: true, or removed by a
+// reload while its children finish — says so in superd_service_disabled,
+// which alerts on superd_service_up leave out. A removed service's series
+// go once its last child ends, unless a reload configured the name again.
+func TestDisabledAndRemovedServicesInMetrics(t *testing.T) {
+	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	svc := func(name string, port int, disabled bool) string {
+		s := "  " + name + ":\n    listen: tcp://127.0.0.1:" + itoa(port) + "\n    exec: [\"{{BIN}}\", \"superd-helper\", \"hold\"]\n"
+		if disabled {
+			s += "    disabled: true\n"
+		}
+		return s
+	}
+	h := start(t, "services:\n"+svc("off", p1, true)+svc("held", p2, false))
+	// check says what a scrape shows of name: up's value, and whether
+	// disabled is exposed (at 1) or not; exposed false for up means the
+	// service has no series at all.
+	check := func(step, name string, exposed bool, up float64, disabled bool) {
+		t.Helper()
+		labels := map[string]string{"service": name}
+		u, ok := h.m.Value("superd_service_up", labels)
+		if ok != exposed || u != up {
+			t.Errorf("%s: superd_service_up{service=%q} = %v, exposed %v; want %v, %v", step, name, u, ok, up, exposed)
+		}
+		d, ok := h.m.Value("superd_service_disabled", labels)
+		if ok != disabled || (ok && d != 1) {
+			t.Errorf("%s: superd_service_disabled{service=%q} = %v, exposed %v; want exposed %v with 1", step, name, d, ok, disabled)
+		}
+	}
+	// hold opens a connection to port and waits for its child's first
+	// line; closing the connection ends the child.
+	hold := func(port int) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", "127.0.0.1:"+itoa(port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
+			t.Fatalf("child on port %d: %v", port, err)
+		}
+		return c
+	}
+	gone := func(what, name string) {
+		t.Helper()
+		waitFor(t, what, func() bool {
+			_, ok := h.m.Value("superd_service_up", map[string]string{"service": name})
+			return !ok
+		})
+	}
+
+	if c, err := net.Dial("tcp", "127.0.0.1:"+itoa(p1)); err == nil {
+		c.Close()
+		t.Error("a disabled service's port accepts connections")
+	}
+	check("disabled at start", "off", true, 0, true)
+	check("enabled at start", "held", true, 1, false)
+
+	// Enabled by a reload: listening, and no longer marked.
+	h.reloadTo("services:\n" + svc("off", p1, false) + svc("held", p2, false))
+	hold(p1).Close()
+	check("enabled by a reload", "off", true, 1, false)
+
+	// Removed while its child runs: down on purpose until the child
+	// ends, then no series at all.
+	c := hold(p2)
+	h.reloadTo("services:\n" + svc("off", p1, false))
+	check("removed, child running", "held", true, 0, true)
+	c.Close()
+	gone("the removed service's series to go", "held")
+
+	// Removed while its child runs and configured again before the
+	// child ends: the new service's series stay.
+	c = hold(p1)
+	h.reloadTo("services: {}\n")
+	check("removed again, child running", "off", true, 0, true)
+	h.reloadTo("services:\n" + svc("off", p1, false))
+	check("configured again", "off", true, 1, false)
+	c.Close()
+	h.waitExits("off", 2)
+	check("the old child ended", "off", true, 1, false)
+	if got := h.instances("off"); got != 0 {
+		t.Errorf("superd_instances{service=off} = %v after every child ended, want 0", got)
 	}
 }

@@ -74,6 +74,9 @@ type service struct {
 	// upgradeHold is set while a live upgrade is under way and this
 	// wait-mode service must not start a child (see Server.Listening).
 	upgradeHold bool
+	// removed is set on a service a reload removed while it had
+	// children: its metrics go when the last one ends (Server.drained).
+	removed bool
 	// activations counts children started since superd started.
 	activations uint64
 	// waitChild is the wait-mode child holding the sockets, if any.
@@ -235,11 +238,7 @@ func (svc *service) listenStrings() []string {
 
 func (svc *service) setState(st State) {
 	svc.state = st
-	if st == StateListening || st == StateRunning {
-		svc.m.Up.Set(1)
-	} else {
-		svc.m.Up.Set(0)
-	}
+	svc.m.SetUp(st == StateListening || st == StateRunning, st == StateDisabled)
 }
 
 // arm watches every socket of the service.
