@@ -196,6 +196,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		if pidfd >= 0 {
 			unix.Close(pidfd)
 		}
+		delete(s.waitMarks, c)
 		svc.m.Rejected(metrics.ReasonSpawnError)
 		svc.logger().Error("spawn failed", zap.String("remote", c.remote), zap.Error(err))
 		s.drained(svc)
@@ -204,7 +205,7 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 		}
 		switch {
 		case svc.cfg.Mode == config.Wait:
-			svc.rearmWait(s, 0, true)
+			svc.rearmWait(s, 0, "cannot start the child; backing off")
 		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE):
 			// The process table or memory is full: rest instead of
 			// accepting connections only to close them.
@@ -313,12 +314,14 @@ func (c *child) ready(s *Server, _ uint32) {
 	if c.heldKeys != nil && s.freed != nil {
 		s.freed(c.heldKeys)
 	}
+	marks := s.waitMarks[c]
+	delete(s.waitMarks, c)
 	switch {
 	case svc.waitChild != c:
 	case s.stopping:
 		svc.waitChild = nil
 	case svc.socks != nil:
-		svc.rearmWait(s, ran, outcome == metrics.OutcomeFailure || outcome == metrics.OutcomeSignal)
+		svc.rearmWait(s, ran, svc.waitExitWhy(ran, outcome, marks))
 	case svc.state == StateFailed:
 		// A reload changed a socket's options while this child held
 		// the old one, so the new one could not bind: it can now.

@@ -56,7 +56,10 @@ type Server struct {
 	watched  watchers
 	services []*service
 	children map[int]*child // by pidfd
-	sessions map[*session]struct{}
+	// waitMarks are the queues of a wait-mode child's sockets as it
+	// started (waitExitWhy).
+	waitMarks map[*child][]queueMark
+	sessions  map[*session]struct{}
 	// dgram and reply are the UDP built-ins' buffers, made on first use.
 	dgram, reply []byte
 	// builtinPorts are the ports superd's own built-ins listen on.
@@ -431,7 +434,7 @@ func (s *Server) Release(key string) {
 		for _, svc := range s.services {
 			if svc.holdsKey(key) && !svc.heldByPrevious(s) && svc.waitChild == nil {
 				svc.logger().Info("previous superd released the sockets")
-				svc.rearmWait(s, 0, false)
+				svc.rearmWait(s, 0, "")
 			}
 		}
 	})

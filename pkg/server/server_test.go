@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -564,6 +565,95 @@ services:
 		}
 		return false
 	})
+}
+
+// A wait-mode program that exits 0 at once without taking its socket
+// leaves the client waiting and the socket readable: without a limit,
+// superd would start it again and again.
+func TestWaitModeChildLeavingItsClientWaitingIsBackedOff(t *testing.T) {
+	if unsafe.Sizeof(service{}) != 144 {
+		// The streak's counter lives in the padding after active.
+		t.Errorf("service is %d bytes, want 144: a 10,000-service superd holds 10,000", unsafe.Sizeof(service{}))
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		t.Run(network, func(t *testing.T) {
+			port := freePort(t, network)
+			h := start(t, `
+services:
+  lazy:
+    listen: `+network+`://127.0.0.1:`+itoa(port)+`
+    mode: wait
+    exec: [/bin/true]
+`)
+			c, err := net.Dial(network, "127.0.0.1:"+itoa(port))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write([]byte("x"))
+			const why = "children keep exiting quickly without taking what waits on the socket; backing off"
+			waitFor(t, "back-off", func() bool { return h.logs.FilterMessage(why).Len() == 1 })
+			if got := h.activations("lazy"); got != unservedLimit {
+				t.Errorf("activations before the back-off = %v, want %d", got, unservedLimit)
+			}
+			if got := h.exits("lazy", metrics.OutcomeSuccess); got != unservedLimit {
+				t.Errorf("successful exits = %v, want %d", got, unservedLimit)
+			}
+			st, _ := h.srv.Status(5 * time.Second)
+			if st[0].State != "paused" {
+				t.Errorf("state during back-off = %q, want paused", st[0].State)
+			}
+			// Still nobody serves the client: the next child backs off
+			// at once, for twice as long.
+			waitFor(t, "second back-off, doubled", func() bool {
+				for _, e := range h.logs.FilterMessage(why).AllUntimed() {
+					if e.ContextMap()["pause"] == 2*time.Second {
+						return true
+					}
+				}
+				return false
+			})
+			if got := h.activations("lazy"); got != unservedLimit+1 {
+				t.Errorf("activations at the second back-off = %v, want %d", got, unservedLimit+1)
+			}
+		})
+	}
+}
+
+// A wait-mode program that serves one datagram and exits is restarted for
+// each of many queued datagrams without a back-off: each one took its
+// client.
+func TestWaitModeOneShotChildrenAreNotBackedOff(t *testing.T) {
+	port := freePort(t, "udp")
+	h := start(t, `
+services:
+  oneshot:
+    listen: udp://127.0.0.1:`+itoa(port)+`
+    exec: ["{{BIN}}", "superd-helper", "udp-reply"]
+`)
+	c, err := net.Dial("udp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// More datagrams queued at once than the limit, so most exits leave
+	// the next one waiting.
+	const n = 3 * unservedLimit
+	for i := 0; i < n; i++ {
+		if _, err := c.Write([]byte(itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 64)
+	for i := 0; i < n; i++ {
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("reply %d of %d: %v", i+1, n, err)
+		}
+	}
+	if got := h.logs.FilterMessageSnippet("backing off").Len(); got != 0 {
+		t.Errorf("%d back-offs for children that each served a datagram", got)
+	}
 }
 
 // TestWaitModeIgnoresAnEmptyReadiness delivers a readiness to a wait-mode

@@ -77,6 +77,9 @@ type service struct {
 	// removed is set on a service a reload removed while it had
 	// children: its metrics go when the last one ends (Server.drained).
 	removed bool
+	// unserved counts the wait-mode children in a row that exited
+	// quickly, without failing, and left a socket readable (saturating).
+	unserved uint8
 	// activations counts children started since superd started.
 	activations uint64
 	// waitChild is the wait-mode child holding the sockets, if any.
@@ -625,20 +628,25 @@ func (svc *service) activateWait(s *Server) {
 		return
 	}
 	svc.waitChild = c
+	if s.waitMarks == nil {
+		s.waitMarks = make(map[*child][]queueMark)
+	}
+	s.waitMarks[c] = markQueues(svc)
 	svc.active++
 	s.startChild(c, files, svc.cfg.Env)
 }
 
 // rearmWait makes a wait-mode service's sockets non-blocking and watched
 // again once its child is gone. A child that failed within fastFailure of
-// starting delays that with a doubling back-off, so a broken program that
-// never reads its socket cannot make the loop spin.
-func (svc *service) rearmWait(s *Server, ran time.Duration, failed bool) {
+// starting (why says how) delays that with a doubling back-off, so a
+// broken program that never reads its socket cannot make the loop spin; ""
+// is a child that did not fail.
+func (svc *service) rearmWait(s *Server, ran time.Duration, why string) {
 	svc.waitChild = nil
 	for _, sk := range svc.socks {
 		unix.SetNonblock(sk.fd, true)
 	}
-	if !failed || ran >= fastFailure {
+	if why == "" || ran >= fastFailure {
 		svc.backoff = 0
 		svc.arm(s)
 		return
@@ -648,7 +656,7 @@ func (svc *service) rearmWait(s *Server, ran time.Duration, failed bool) {
 	} else if svc.backoff *= 2; svc.backoff > backoffMax {
 		svc.backoff = backoffMax
 	}
-	svc.pauseFor(s, svc.backoff, "child failed quickly; backing off", nil)
+	svc.pauseFor(s, svc.backoff, why, nil)
 }
 
 // resourcePause is how long a listener rests after running out of fds or
