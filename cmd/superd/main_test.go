@@ -19,6 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/superd/superd/pkg/config"
+	"github.com/superd/superd/pkg/listener"
 )
 
 var superdBin string
@@ -519,6 +522,76 @@ func TestDemoConfigAnswersItsReadmeExamples(t *testing.T) {
 	}
 	if code := r.stop(t); code != 0 {
 		t.Errorf("exit code %d", code)
+	}
+}
+
+// TestSystemdSocketMatchesTheDeployConfig reads every ListenStream= and
+// ListenDatagram= of deploy/superd.socket the way systemd.socket(5) says
+// systemd binds it and looks for a listen with that very address in the
+// shipped conf.d: an inherited socket superd finds no listen for is closed,
+// and the service then cannot bind the port systemd holds.
+func TestSystemdSocketMatchesTheDeployConfig(t *testing.T) {
+	unit, err := os.ReadFile("../../deploy/superd.socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listens := map[string]bool{}
+	files, _ := filepath.Glob("../../deploy/etc/superd/conf.d/*.yaml")
+	for _, f := range files {
+		cfg, err := config.Load(f, config.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range cfg.Services {
+			for _, sc := range svc.Sockets {
+				listens[sc.Address.String()] = true
+			}
+		}
+	}
+	dualStack := true // BindIPv6Only=default follows net.ipv6.bindv6only, 0 unless changed
+	var binds [][2]string
+	for _, line := range strings.Split(string(unit), "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), "=")
+		switch {
+		case !ok:
+		case key == "BindIPv6Only":
+			dualStack = value != "ipv6-only"
+		case key == "ListenStream":
+			binds = append(binds, [2]string{"tcp", value})
+		case key == "ListenDatagram":
+			binds = append(binds, [2]string{"udp", value})
+		}
+	}
+	if len(binds) == 0 {
+		t.Fatal("superd.socket listens on nothing")
+	}
+	for _, b := range binds {
+		// A port alone is [::]:PORT; an IPv6 wildcard is dual-stack
+		// unless BindIPv6Only=ipv6-only.
+		host, port, err := net.SplitHostPort(b[1])
+		if err != nil {
+			host, port = "::", b[1]
+		}
+		scheme := b[0]
+		switch ip := net.ParseIP(host); {
+		case ip == nil:
+			t.Errorf("%s=%s: not an address superd.socket should use", b[0], b[1])
+			continue
+		case ip.To4() != nil:
+			scheme += "4"
+		case !(ip.IsUnspecified() && dualStack):
+			scheme += "6"
+		}
+		if ip := net.ParseIP(host); ip.IsUnspecified() {
+			host = ""
+		}
+		want, err := listener.ParseAddress(scheme + "://" + net.JoinHostPort(host, port))
+		if err != nil {
+			t.Fatalf("%s=%s: %v", b[0], b[1], err)
+		}
+		if !listens[want.String()] {
+			t.Errorf("systemd binds %s=%s as %s, which no listen in deploy/etc/superd/conf.d names (they name %v)", b[0], b[1], want, listens)
+		}
 	}
 }
 

@@ -193,6 +193,36 @@ func TestLiveUpgradeFailureKeepsTheOldOneServing(t *testing.T) {
 	}
 }
 
+// TestLiveUpgradeRefusedAsPID1 runs superd as the init of a PID namespace,
+// as in a container: a live upgrade would end with the old superd's exit,
+// which kills the namespace and the new superd in it. superd refuses and
+// goes on serving.
+func TestLiveUpgradeRefusedAsPID1(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a PID namespace needs root")
+	}
+	dir := worldDir(t)
+	cfg, addr, admin := upgradeConfig(t, dir)
+	cmd := exec.Command(superdBin, "run", "-c", cfg)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	r := startCommand(t, cmd, admin)
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	const refused = "upgrade failed; this superd keeps serving"
+	if !waitUntil(30*time.Second, func() bool { return strings.Contains(r.stderr.String(), refused) }) {
+		t.Fatalf("no %q in the log:\n%s", refused, r.stderr.String())
+	}
+	if !strings.Contains(r.stderr.String(), "superd is PID 1") {
+		t.Errorf("the refusal does not say why:\n%s", r.stderr.String())
+	}
+	// Its child sees superd as its parent: PID 1 in the namespace.
+	if got, err := ppidOf(addr); err != nil || got != 1 {
+		t.Errorf("after the refusal: served by %d (%v), want superd, PID 1 in its namespace", got, err)
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
 // TestSocketActivatedSuperdAdoptsInheritedSockets plays systemd: the test
 // binds the socket, passes it as fd 3 with LISTEN_FDS/LISTEN_PID, and
 // connects through it. An inherited socket no listen matches is closed.

@@ -400,7 +400,11 @@ func (c *child) stop(s *Server) {
 		s.post(func() {
 			if _, alive := s.children[c.pidfd]; alive && s.children[c.pidfd] == c {
 				c.svc.logger().Warn("child did not stop in time; killing", zap.Int("pid", c.pid), zap.Duration("stop_timeout", timeout))
-				unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0)
+				if err := unix.PidfdSendSignal(c.pidfd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
+					// EPERM: superd lacks CAP_KILL for a child of
+					// another user; it keeps waiting for the exit.
+					c.svc.logger().Error("cannot kill child", zap.Int("pid", c.pid), zap.Error(err))
+				}
 			}
 		})
 	})
