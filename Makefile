@@ -32,9 +32,16 @@ help:
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/superd ./cmd/superd
 
+# As root superd refuses a configuration file that is not root's or that
+# others may write (as sshd does); a checkout of another user's gets a
+# root-owned copy of the demo in $(BIN) instead.
 run: build
-	$(BIN)/superd check -c configs/demo.yaml
-	$(BIN)/superd run -c configs/demo.yaml
+	@cfg=configs/demo.yaml; \
+	if [ "$$(id -u)" = 0 ] && [ -n "$$(find $$cfg \( ! -user 0 -o -perm /022 \) -print)" ]; then \
+		install -m 0644 -o 0 -g 0 $$cfg $(BIN)/demo.yaml && cfg=$(BIN)/demo.yaml && \
+		echo "configs/demo.yaml is not root's alone: serving a copy, $$cfg"; \
+	fi; \
+	$(BIN)/superd check -c $$cfg && $(BIN)/superd run -c $$cfg
 
 # Programs the tests drive as real peers. Installed only when missing, so a
 # machine that has them needs no package index.

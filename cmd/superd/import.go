@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,6 +24,9 @@ func importCmd(args []string, stdout, stderr io.Writer) error {
 	var pos []string
 	for rest := args; ; {
 		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return errHelp
+			}
 			return usageError{err.Error() + "; usage: " + importUsage}
 		}
 		if rest = fs.Args(); len(rest) == 0 {

@@ -39,7 +39,9 @@ const usage = `usage:
                                     show a running superd's services
   superd import [--root DIR] xinetd|inetd FILE
                                     convert an xinetd.conf or inetd.conf to superd YAML
-                                    (--root: read FILE, its includes and /etc/services under DIR)
+                                    (--root: read FILE and what it names — includes,
+                                    /etc/services, /etc/hosts.allow and hosts.deny —
+                                    under DIR, as if DIR were /; a relative FILE too)
   superd version                    print version information
 `
 
@@ -54,6 +56,9 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// errHelp is -h or --help after a command: usage on stdout, exit 0.
+var errHelp = errors.New("help requested")
+
 func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -64,17 +69,25 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	case "run":
 		err = runCmd(args[1:], stderr)
 	case "check":
-		err = checkCmd(args[1:], stdout)
+		err = checkCmd(args[1:], stdout, stderr)
 	case "status":
 		err = statusCmd(args[1:], stdout)
 	case "import":
 		err = importCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
+		if len(args) > 1 {
+			err = usageError{fmt.Sprintf("unexpected argument %q", args[1])}
+			break
+		}
 		printVersion(stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		err = usageError{fmt.Sprintf("unknown command %q", args[0])}
+	}
+	if errors.Is(err, errHelp) {
+		fmt.Fprint(stdout, usage)
+		return exitOK
 	}
 	return exitCode(err, stderr)
 }

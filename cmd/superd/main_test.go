@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,6 +208,86 @@ func TestVersion(t *testing.T) {
 	code, out, _ := superd(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "superd ") || !strings.Contains(out, "go1.") {
 		t.Errorf("version: exit %d, %q", code, out)
+	}
+	if code, _, _ := superd(t, "version", "extra"); code != 1 {
+		t.Errorf("version extra: exit %d, want 1", code)
+	}
+}
+
+// Asking a command for help is not a mistake: usage on stdout, exit 0.
+func TestHelpAfterACommandExits0(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"check", "-h"}, {"status", "--help"}, {"import", "--help"}, {"import", "xinetd", "-h"}} {
+		code, out, errs := superd(t, args...)
+		if code != 0 || !strings.Contains(out, "superd check [-c FILE]") || errs != "" {
+			t.Errorf("superd %v: exit %d, stdout %q, stderr %q; want 0 and the usage on stdout alone", args, code, out, errs)
+		}
+	}
+}
+
+// A superd that is not root cannot run children as anyone else: user is
+// ignored, as xinetd ignores it, and check and the log say so. Its children
+// run as superd's own user, through the launcher too.
+func TestNotRootIgnoresUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("running superd as nobody for the test needs root")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody here")
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	asNobody := func(cmd *exec.Cmd) *exec.Cmd {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+		return cmd
+	}
+	dir := worldDir(t)
+	bin := copyBinary(t, dir)
+	plain, launched := fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`admin: {listen: "%s"}
+services:
+  plain:
+    listen: tcp://%s
+    user: root
+    exec: [/usr/bin/id, -u]
+  launched:
+    listen: tcp://%s
+    user: root
+    umask: "077"
+    exec: [/usr/bin/id, -u]
+  own:
+    listen: tcp://127.0.0.1:%d
+    user: nobody
+    exec: [/usr/bin/id, -u]
+`, admin, plain, launched, freePort(t)))
+
+	var out, errs bytes.Buffer
+	check := asNobody(exec.Command(bin, "check", "-c", cfg))
+	check.Stdout, check.Stderr = &out, &errs
+	if err := check.Run(); err != nil {
+		t.Fatalf("check as nobody: %v\n%s%s", err, &out, &errs)
+	}
+	for _, svc := range []string{"plain", "launched"} {
+		if !strings.Contains(errs.String(), "warning: "+cfg+":") || !strings.Contains(errs.String(), "services."+svc+".user: root ignored: superd is not root") {
+			t.Errorf("check as nobody says nothing of %s's user:\n%s", svc, &errs)
+		}
+	}
+	if strings.Contains(errs.String(), "services.own.") {
+		t.Errorf("check warns of a user that is superd's own:\n%s", &errs)
+	}
+
+	r := startCommand(t, asNobody(exec.Command(bin, "run", "-c", cfg)), admin)
+	for _, addr := range []string{plain, launched} {
+		if got := readConn(t, addr); got != nobody.Uid+"\n" {
+			t.Errorf("the child at %s runs as uid %q, want superd's own %s", addr, got, nobody.Uid)
+		}
+	}
+	if !strings.Contains(r.stderr.String(), "configuration ignored") {
+		t.Errorf("the log does not say user is ignored:\n%s", r.stderr.String())
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
 

@@ -35,6 +35,9 @@ func configFlag(fs *flag.FlagSet) *string {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
 		return usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
@@ -59,14 +62,25 @@ func loadConfig(path string) (*config.Config, error) {
 	return config.Load(path, config.Options{AsRoot: root, StrictModes: root})
 }
 
-// checkCmd validates a configuration without touching any socket.
-func checkCmd(args []string, stdout io.Writer) error {
+// checkCmd validates a configuration without touching any socket. What a
+// superd run by the same user would ignore is a warning on stderr.
+func checkCmd(args []string, stdout, stderr io.Writer) error {
 	path, cfg, err := configFromArgs("check", args)
 	if err != nil {
 		return err
 	}
+	for _, note := range spawn.NotRootNotes(cfg) {
+		fmt.Fprintln(stderr, "warning:", note)
+	}
 	fmt.Fprintf(stdout, "%s: ok (%d services)\n", path, len(cfg.Services))
 	return nil
+}
+
+// logNotRoot logs what a superd not running as root ignores of cfg.
+func logNotRoot(log *zap.Logger, cfg *config.Config) {
+	for _, note := range spawn.NotRootNotes(cfg) {
+		log.Warn("configuration ignored", zap.String("note", note))
+	}
 }
 
 // newLogger builds superd's logger. No sampling (every activation line is
@@ -105,6 +119,7 @@ func runCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
+	logNotRoot(log, cfg)
 	if err := spawn.CloseInheritedOnExec(); err != nil {
 		return runtimeError{err}
 	}
@@ -273,6 +288,7 @@ func reload(log *zap.Logger, m *metrics.Metrics, srv *server.Server, path string
 	}
 	m.ReloadSuccessful.Set(1)
 	m.ReloadSuccessSeconds.Set(float64(time.Now().UnixNano()) / 1e9)
+	logNotRoot(log, cfg)
 	if cfg.Log != running.Log || cfg.Admin != running.Admin {
 		log.Warn("log and admin settings take effect at the next start, not on reload")
 	}

@@ -113,8 +113,8 @@ func NewSpec(svc *config.Service) *Spec {
 // credentialFor maps a resolved credential to Go's form. It returns nil when
 // no switch is needed — the child would be what superd is anyway (a common
 // `user: root`), which spares each spawn three syscalls — and without
-// privilege, where only the current user is possible and asking for it
-// would fail setgroups.
+// privilege, where only superd's own user is possible and asking for
+// another would fail setgroups or setuid.
 func credentialFor(c *config.Credential) *syscall.Credential {
 	if c == nil {
 		return nil
@@ -122,7 +122,10 @@ func credentialFor(c *config.Credential) *syscall.Credential {
 	if int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() && sameGroups(c.Groups, c.GID) {
 		return nil
 	}
-	if os.Geteuid() != 0 && int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() {
+	if os.Geteuid() != 0 {
+		// Without privilege the child can only be superd's own user:
+		// user, group and groups are ignored, as xinetd ignores them
+		// when not run as root (NotRootNotes says so at load).
 		return nil
 	}
 	groups := c.Groups
@@ -313,4 +316,25 @@ func intSlice(u []uint32) []int {
 		out[i] = int(v)
 	}
 	return out
+}
+
+// NotRootNotes lists, for a superd not running as root, the services whose
+// user, group or groups name anyone but superd itself: they are ignored
+// (credentialFor), and each note says so at the service's file:line:col.
+// A root superd gets none.
+func NotRootNotes(cfg *config.Config) []string {
+	euid := os.Geteuid()
+	if euid == 0 {
+		return nil
+	}
+	var notes []string
+	for _, svc := range cfg.Services {
+		c := svc.Credential
+		if c == nil || (int(c.UID) == euid && int(c.GID) == os.Getegid()) {
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s:%d:%d: services.%s.user: %s ignored: superd is not root, so its children run as superd's own user (uid %d), as xinetd's do",
+			svc.Pos.File, svc.Pos.Line, svc.Pos.Col, svc.Name, c.User, euid))
+	}
+	return notes
 }
