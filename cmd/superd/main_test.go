@@ -344,19 +344,22 @@ func startCommand(t *testing.T, cmd *exec.Cmd, admin string) *running {
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
+	client := http.Client{Timeout: 2 * time.Second}
 	for {
-		resp, err := http.Get("http://" + admin + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return r
-			}
-		}
+		// Exited first: a superd that could not bind admin exits at
+		// once, and whatever holds the port may answer /healthz.
 		select {
 		case err := <-r.exited:
 			r.exited <- err
 			t.Fatalf("superd exited early: %v\n%s", err, r.stderr.String())
 		default:
+		}
+		resp, err := client.Get("http://" + admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return r
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("superd did not become healthy\n%s", r.stderr.String())
@@ -570,9 +573,22 @@ func TestDemoConfigAnswersItsReadmeExamples(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		t.Skip("the demo's wait-mode services are python3 programs")
 	}
-	r := startSuperd(t, "../../configs/demo.yaml", "127.0.0.1:9750")
+	// The demo as shipped, on ports no one else holds: a `make run` on
+	// the same machine keeps the documented ones.
+	demo, err := os.ReadFile("../../configs/demo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	greet, shout, web := freePort(t), freePort(t), freePort(t)
+	text := strings.NewReplacer("127.0.0.1:9750", admin, ":7001", fmt.Sprintf(":%d", greet),
+		":7002", fmt.Sprintf(":%d", shout), ":7080", fmt.Sprintf(":%d", web)).Replace(string(demo))
+	if strings.Count(text, fmt.Sprintf(":%d", greet)) != 2 || !strings.Contains(text, admin) {
+		t.Fatalf("configs/demo.yaml no longer has the ports this test moves:\n%s", text)
+	}
+	r := startSuperd(t, writeFile(t, worldDir(t), "demo.yaml", text), admin)
 
-	for _, addr := range []string{"127.0.0.1:7001", "[::1]:7001"} {
+	for _, addr := range []string{fmt.Sprintf("127.0.0.1:%d", greet), fmt.Sprintf("[::1]:%d", greet)} {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -586,7 +602,7 @@ func TestDemoConfigAnswersItsReadmeExamples(t *testing.T) {
 		}
 	}
 
-	u, err := net.Dial("udp", "127.0.0.1:7002")
+	u, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", shout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +614,7 @@ func TestDemoConfigAnswersItsReadmeExamples(t *testing.T) {
 		t.Errorf("shout answered %q, %v", buf[:n], err)
 	}
 
-	body := get(t, "http://127.0.0.1:7080/")
+	body := get(t, fmt.Sprintf("http://127.0.0.1:%d/", web))
 	if !strings.Contains(body, "LISTEN_FDS=1 LISTEN_FDNAMES=http") {
 		t.Errorf("web answered %q", body)
 	}

@@ -338,10 +338,12 @@ func (c *child) ready(s *Server, _ uint32) {
 func (s *Server) finished(svc *service, src source, ran time.Duration, outcome string, fields []zap.Field) {
 	svc.active--
 	svc.release(src)
+	// Logged before it is counted: whoever sees the count (a test, a
+	// scrape) finds the line already written.
+	svc.logger().Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
 	svc.m.Instances.Dec()
 	svc.m.ObserveDuration(ran.Seconds())
 	svc.m.Exited(outcome)
-	svc.logger().Info("exit", append(fields, zap.Duration("duration", ran), zap.String("outcome", outcome))...)
 	s.drained(svc)
 }
 

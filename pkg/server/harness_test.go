@@ -122,7 +122,14 @@ func start(t testing.TB, yamlText string) *harness {
 	t.Cleanup(func() {
 		h.stop()
 		if t.Failed() {
-			for _, e := range logs.AllUntimed() {
+			// The last lines, so a flood's failure stays readable.
+			const show = 300
+			all := logs.AllUntimed()
+			if len(all) > show {
+				t.Logf("log: (%d earlier lines left out)", len(all)-show)
+				all = all[len(all)-show:]
+			}
+			for _, e := range all {
 				t.Logf("log: %s %v", e.Message, e.ContextMap())
 			}
 		}

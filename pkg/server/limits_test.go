@@ -264,9 +264,11 @@ func TestMaxDurationStopsTheChild(t *testing.T) {
 services:
   brief:
     listen: tcp://127.0.0.1:`+itoa(port)+`
-    max_duration: 200ms
+    max_duration: 2s
     exec: ["{{BIN}}", "superd-helper", "hold"]
 `)
+	// (2 s: the helper must have its SIGTERM handler before then, which a
+	// race-enabled runtime on a loaded machine may take a while to reach.)
 	c, ok := holdOpen(t, "127.0.0.1", "127.0.0.1:"+itoa(port))
 	if !ok {
 		t.Fatal("not served")
