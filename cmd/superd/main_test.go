@@ -163,6 +163,35 @@ func TestCheckAcceptsTheShippedConfigs(t *testing.T) {
 	}
 }
 
+// A program missing here is a warning, not an error: the configuration may
+// be for another host.
+func TestCheckWarnsOfAProgramThatCannotRunHere(t *testing.T) {
+	dir := t.TempDir()
+	f := writeFile(t, dir, "superd.yaml", `services:
+  gone:
+    listen: tcp://127.0.0.1:7
+    user: root
+    exec: [/nonexistent/prog]
+  later:
+    listen: tcp://127.0.0.1:8
+    user: root
+    exec: [/nonexistent/prog]
+    disabled: true
+  here:
+    listen: tcp://127.0.0.1:9
+    user: root
+    exec: [/bin/true]
+`)
+	code, out, errs := superd(t, "check", "-c", f)
+	want := "warning: " + f + ":2:3: services.gone.exec: /nonexistent/prog cannot be run here: no such file or directory\n"
+	if code != 0 || !strings.Contains(out, "ok (3 services)") || !strings.Contains(errs, want) {
+		t.Errorf("check: exit %d, stdout %q, stderr %q; want 0, ok, and %q", code, out, errs, want)
+	}
+	if strings.Contains(errs, ".exec:") && strings.Count(errs, ".exec:") != 1 {
+		t.Errorf("check warns of a disabled service's or a present program:\n%s", errs)
+	}
+}
+
 func TestCheckPrintsEveryErrorWithPositionAndExits1(t *testing.T) {
 	dir := t.TempDir()
 	f := writeFile(t, dir, "bad.yaml", `services:

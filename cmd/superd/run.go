@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
 
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/metrics"
@@ -69,11 +70,30 @@ func checkCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for _, note := range spawn.NotRootNotes(cfg) {
+	for _, note := range append(spawn.NotRootNotes(cfg), programNotes(cfg)...) {
 		fmt.Fprintln(stderr, "warning:", note)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d services)\n", path, len(cfg.Services))
 	return nil
+}
+
+// programNotes lists the enabled exec services whose program is missing
+// here or not executable: a warning, not an error, since a configuration
+// may be checked on another host than the one it is for. (Each spawn would
+// fail, counted as spawn_error.)
+func programNotes(cfg *config.Config) []string {
+	var notes []string
+	for _, svc := range cfg.Services {
+		if len(svc.Exec) == 0 || svc.Disabled {
+			continue
+		}
+		prog := svc.Exec[0]
+		if err := unix.Access(prog, unix.X_OK); err != nil {
+			notes = append(notes, fmt.Sprintf("%s:%d:%d: services.%s.exec: %s cannot be run here: %v",
+				svc.Pos.File, svc.Pos.Line, svc.Pos.Col, svc.Name, prog, err))
+		}
+	}
+	return notes
 }
 
 // logNotRoot logs what a superd not running as root ignores of cfg.

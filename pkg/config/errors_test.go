@@ -381,6 +381,10 @@ services:
     exec: [/usr/sbin/in.daytimed]
     rlimits: {nofile: unlimited, as: 1T, core: -1, stak: 8M}
     socket: {receive_buffer: 64X, send_buffer: 4G}
+  counts:
+    listen: tcp://:14
+    exec: [/bin/true]
+    rlimits: {nofile: 1T, cpu: -1, nproc: [1]}
 `,
 		want: []string{
 			"superd.yaml:5:23: services.daytime.rlimits.nofile: nofile cannot be unlimited (the kernel caps it at fs.nr_open); give a number",
@@ -389,6 +393,9 @@ services:
 			"superd.yaml:5:52: services.daytime.rlimits.stak: unknown key; did you mean \"stack\"?",
 			"superd.yaml:6:30: services.daytime.socket.receive_buffer: invalid size \"64X\": use a number of bytes or a number with K, M or G (powers of 1024)",
 			"superd.yaml:6:48: services.daytime.socket.send_buffer: must be between 1 and 1073741823, got 4G",
+			"superd.yaml:10:23: services.counts.rlimits.nofile: invalid number \"1T\": use a number of files or a number with K, M or G (powers of 1024)",
+			"superd.yaml:10:32: services.counts.rlimits.cpu: must be a number of 0 or more, got -1",
+			"superd.yaml:10:43: services.counts.rlimits.nproc: expected a number such as 65536 or \"64K\", got a list",
 		},
 	},
 	{

@@ -449,6 +449,9 @@ var rlimitResources = map[string]int{
 
 var rlimitNames = sortedKeys(rlimitResources)
 
+// rlimitUnits are the units of the limits that are not in bytes.
+var rlimitUnits = map[string]string{"nofile": "files", "nproc": "processes", "cpu": "seconds"}
+
 func (p *parser) rlimitsKey(d *draft, f field) bool {
 	entries, ok := p.entries(f, true)
 	d.svc.Rlimits = nil
@@ -472,7 +475,11 @@ func (p *parser) rlimitsKey(d *draft, f field) bool {
 			v = Unlimited
 		} else {
 			var good bool
-			if v, good = p.sizeValue(e); !good {
+			unit := rlimitUnits[name]
+			if unit == "" {
+				unit = "bytes"
+			}
+			if v, good = p.amountValue(e, unit); !good {
 				ok = false
 				continue
 			}

@@ -126,22 +126,32 @@ func (p *parser) size(f field, lo, hi uint64) (uint64, bool) {
 }
 
 func (p *parser) sizeValue(f field) (uint64, bool) {
+	return p.amountValue(f, "bytes")
+}
+
+// amountValue is sizeValue for an amount of unit (bytes, files,
+// processes, seconds), which the error messages name.
+func (p *parser) amountValue(f field, unit string) (uint64, bool) {
+	kind := "size"
+	if unit != "bytes" {
+		kind = "number"
+	}
 	n := f.val
 	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!str") {
-		p.errVal(f, "expected a size such as 65536 or \"64K\", got %s", what(n))
+		p.errVal(f, "expected a %s such as 65536 or \"64K\", got %s", kind, what(n))
 		return 0, false
 	}
 	if n.ShortTag() == "!!int" {
 		var v int64
 		if err := n.Decode(&v); err != nil || v < 0 {
-			p.errVal(f, "must be a size of 0 or more, got %s", n.Value)
+			p.errVal(f, "must be a %s of 0 or more, got %s", kind, n.Value)
 			return 0, false
 		}
 		return uint64(v), true
 	}
 	v, ok := parseSize(n.Value)
 	if !ok {
-		p.errVal(f, "invalid size %q: use a number of bytes or a number with K, M or G (powers of 1024)", n.Value)
+		p.errVal(f, "invalid %s %q: use a number of %s or a number with K, M or G (powers of 1024)", kind, n.Value, unit)
 		return 0, false
 	}
 	return v, true
