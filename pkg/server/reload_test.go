@@ -421,8 +421,17 @@ func TestDisabledAndRemovedServicesInMetrics(t *testing.T) {
 	c := hold(p2)
 	h.reloadTo("services:\n" + svc("off", p1, false))
 	check("removed, child running", "held", true, 0, true)
+	// superd status lists it, after the configured ones, with its child.
+	st, err := h.srv.Status(5 * time.Second)
+	if err != nil || len(st) != 2 || st[0].Name != "off" || st[1].Name != "held" || st[1].State != "removed" ||
+		st[1].Instances != 1 || len(st[1].Children) != 1 || len(st[1].Sockets) != 0 {
+		t.Errorf("status with a removed service's child running: %+v, %v", st, err)
+	}
 	c.Close()
 	gone("the removed service's series to go", "held")
+	if st, err := h.srv.Status(5 * time.Second); err != nil || len(st) != 1 {
+		t.Errorf("status once the removed service's child ended: %+v, %v", st, err)
+	}
 
 	// Removed while its child runs and configured again before the
 	// child ends: the new service's series stay.

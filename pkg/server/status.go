@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -40,10 +42,31 @@ func (s *Server) Status(timeout time.Duration) ([]ServiceStatus, error) {
 				Children:    []ChildStatus{},
 			})
 		}
+		configured := len(out)
 		for _, c := range s.children {
-			if i, ok := idx[c.svc]; ok {
-				out[i].Children = append(out[i].Children, ChildStatus{PID: c.pid, Remote: c.remote, Started: c.started})
+			i, ok := idx[c.svc]
+			if !ok {
+				// A service a reload removed, whose children finish:
+				// listed after the configured ones, as "removed".
+				svc := c.svc
+				i = len(out)
+				idx[svc] = i
+				out = append(out, ServiceStatus{
+					Name:        svc.cfg.Name,
+					Mode:        svc.cfg.Mode.String(),
+					Sockets:     []string{},
+					State:       "removed",
+					Instances:   int(svc.active),
+					Activations: svc.activations,
+					Children:    []ChildStatus{},
+				})
 			}
+			out[i].Children = append(out[i].Children, ChildStatus{PID: c.pid, Remote: c.remote, Started: c.started})
+		}
+		removed := out[configured:]
+		slices.SortFunc(removed, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
+		for i := range out {
+			slices.SortFunc(out[i].Children, func(a, b ChildStatus) int { return a.PID - b.PID })
 		}
 	}, timeout)
 	return out, err
