@@ -34,7 +34,10 @@ type occurrence struct {
 }
 
 // crossCheck finds sockets that cannot all be bound: the same address
-// twice, and an IPv4 address on the port of a dual-stack [::] socket.
+// twice, an IPv4 address on the port of a dual-stack [::] socket, and a
+// wildcard (0.0.0.0, [::]) with an address of its family on the same port:
+// Linux refuses the second bind, TCP or UDP, in either order, unless both
+// sockets set reuse_port or they are bound to different devices.
 // Disabled services bind nothing and are left out, so that a disabled
 // variant can keep the address of the enabled one. Port 0 (any free port)
 // never conflicts.
@@ -63,10 +66,19 @@ func (p *parser) crossCheck(drafts []*draft) {
 		kind listener.Kind
 		port uint16
 	}
+	type familyPort struct {
+		kind   listener.Kind
+		family listener.Family
+		port   uint16
+	}
 	// The first socket on each address and port, as indexes into all.
 	seen := make(map[bindKey]int32, len(all))
 	dual := map[portKey]int32{}
 	ipv4 := make(map[portKey]int32, len(all))
+	// The first wildcard and the first other address of each family on
+	// each port.
+	wild := map[familyPort]int32{}
+	specific := make(map[familyPort]int32, len(all))
 	for i := range all {
 		o := &all[i]
 		a := o.sock.Address
@@ -91,7 +103,7 @@ func (p *parser) crossCheck(drafts []*draft) {
 				p.errVal(*o.f, "%s and %s (%s at %s) bind the same %s", a, first.sock.Address, first.f.path, first.f.valPos(), what)
 				continue
 			case first.d.svc.Disabled || o.d.svc.Disabled:
-			case first.sock.Options.ReusePort && o.sock.Options.ReusePort:
+			case shareable(first.sock, o.sock):
 			default:
 				as := ""
 				if first.sock.Address != a {
@@ -105,6 +117,19 @@ func (p *parser) crossCheck(drafts []*draft) {
 		}
 		if o.d.svc.Disabled || a.Family == listener.Unix {
 			continue
+		}
+		fp := familyPort{a.Kind, a.Family, a.Port}
+		other, mine := specific, wild
+		if !a.IP.IsUnspecified() {
+			other, mine = wild, specific
+		}
+		if j, ok := other[fp]; ok && !shareable(all[j].sock, o.sock) {
+			first := &all[j]
+			p.errVal(*o.f, "%s and %s (%s at %s) cannot both be bound: a wildcard takes its family's every address on the port; set socket: {reuse_port: true} in both, or listen on the addresses one by one",
+				a, first.sock.Address, first.f.path, first.f.valPos())
+			continue
+		} else if _, ok := mine[fp]; !ok {
+			mine[fp] = int32(i)
 		}
 		pk := portKey{a.Kind, a.Port}
 		switch {
@@ -133,4 +158,14 @@ func (p *parser) dualStack(later, earlier *occurrence) {
 	}
 	p.errVal(*later.f, "%s and %s (%s at %s) both take IPv4 port %d: set socket: {ipv6_only: true} in %s so that [::] takes IPv6 only",
 		later.sock.Address, earlier.sock.Address, earlier.f.path, earlier.f.valPos(), later.sock.Address.Port, ds.d.path)
+}
+
+// shareable says whether two IP sockets may bind overlapping addresses:
+// both set SO_REUSEPORT, or they are bound to two different devices.
+func shareable(a, b *Socket) bool {
+	if a.Options.ReusePort && b.Options.ReusePort {
+		return true
+	}
+	da, db := a.Options.BindToDevice, b.Options.BindToDevice
+	return da != "" && db != "" && da != db
 }

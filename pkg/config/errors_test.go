@@ -374,6 +374,16 @@ services:
 		},
 	},
 	{
+		name: "a wildcard and an address of its family on one port",
+		src: `services:
+  all: {listen: "tcp4://:80", internal: echo}
+  lo: {listen: "tcp://127.0.0.1:80", internal: echo}
+`,
+		want: []string{
+			"superd.yaml:3:16: services.lo.listen: tcp4://127.0.0.1:80 and tcp4://0.0.0.0:80 (services.all.listen at superd.yaml:2:17) cannot both be bound: a wildcard takes its family's every address on the port; set socket: {reuse_port: true} in both, or listen on the addresses one by one",
+		},
+	},
+	{
 		name: "bad sizes are refused",
 		src: `services:
   daytime:

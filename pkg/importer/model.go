@@ -209,8 +209,10 @@ func keyOf(a listener.Address) bindKey {
 }
 
 // resolveConflicts keeps the enabled services bindable together, as superd
-// requires: a service that binds an address an earlier one binds is
-// disabled (both super-servers also run only one of them), and a
+// requires: a service that binds an address an earlier one binds, or a
+// wildcard whose family's address on that port an earlier one binds (or
+// the other way round), is disabled (both super-servers also run only one
+// of them: the second bind fails), and a
 // dual-stack [::] socket that shares its port with an IPv4 socket becomes
 // IPv6-only, so that IPv4 clients reach the service written for them.
 // laterWhy says, for a warning, why the old super-server ran only the
@@ -224,9 +226,18 @@ func resolveConflicts(svcs []*service, w *warnings, laterWhy string) {
 		kind listener.Kind
 		port uint16
 	}
+	type familyPort struct {
+		kind   listener.Kind
+		family listener.Family
+		port   uint16
+	}
 	bound := map[bindKey]*service{}
 	dual := map[portKey]seen{}
 	ipv4 := map[portKey]seen{}
+	// The first wildcard and the first other address of each family on
+	// each port.
+	wild := map[familyPort]seen{}
+	specific := map[familyPort]seen{}
 	for _, s := range svcs {
 		if s.disabled {
 			continue
@@ -245,6 +256,17 @@ func resolveConflicts(svcs []*service, w *warnings, laterWhy string) {
 				clash = fmt.Sprintf("%s binds %s like %s (%s); %s", s.name, a, first.name, first.origin(), laterWhy)
 				break
 			}
+			if a.Family == listener.Unix || a.Port == 0 {
+				continue
+			}
+			other := specific
+			if !a.IP.IsUnspecified() {
+				other = wild
+			}
+			if first, ok := other[familyPort{a.Kind, a.Family, a.Port}]; ok && !onDevices(s, first.s) {
+				clash = fmt.Sprintf("%s binds %s, which %s's %s (%s) overlaps on the same port; %s", s.name, a, first.s.name, first.addr, first.s.origin(), laterWhy)
+				break
+			}
 		}
 		if clash != "" {
 			w.add(s.file, s.line, "%s: imported disabled", clash)
@@ -255,6 +277,13 @@ func resolveConflicts(svcs []*service, w *warnings, laterWhy string) {
 			bound[keyOf(a)] = s
 			if a.Family == listener.Unix || a.Port == 0 {
 				continue
+			}
+			mine := specific
+			if a.IP.IsUnspecified() {
+				mine = wild
+			}
+			if fp := (familyPort{a.Kind, a.Family, a.Port}); mine[fp].s == nil {
+				mine[fp] = seen{s, a}
 			}
 			pk := portKey{a.Kind, a.Port}
 			switch {
@@ -279,4 +308,20 @@ func resolveConflicts(svcs []*service, w *warnings, laterWhy string) {
 			}
 		}
 	}
+}
+
+// onDevices says whether a and b are bound to two different devices
+// (socket.bind_to_device), which lets their addresses overlap.
+func onDevices(a, b *service) bool {
+	device := func(s *service) string {
+		for _, o := range s.socket {
+			if o.key == "bind_to_device" {
+				name, _ := o.val.(string)
+				return name
+			}
+		}
+		return ""
+	}
+	da, db := device(a), device(b)
+	return da != "" && db != "" && da != db
 }

@@ -224,3 +224,45 @@ func TestXinetdDefaultsOfZeroDisableTheServicesTheyReach(t *testing.T) {
 		}
 	}
 }
+
+// xinetd binds a service on 0.0.0.0 and another on 127.0.0.1 of the same
+// port in turn, and the second bind fails: the later is imported disabled,
+// and the output passes superd check (which refuses the pair).
+func TestXinetdWildcardAndAddressOnOnePort(t *testing.T) {
+	src := `service all
+{
+	type = UNLISTED
+	port = 1003
+	socket_type = stream
+	wait = no
+	user = nobody
+	server = /bin/cat
+	flags = IPv4
+}
+service local
+{
+	type = UNLISTED
+	port = 1003
+	socket_type = stream
+	wait = no
+	user = nobody
+	server = /bin/cat
+	bind = 127.0.0.1
+}
+`
+	res, err := Xinetd("/x.conf", memFS{"/x.conf": []byte(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := string(res.YAML)
+	if !strings.Contains(out, "  all:\n    listen: tcp4://:1003\n") || !strings.Contains(out, "  local:\n    disabled: true") {
+		t.Errorf("want all enabled and local disabled:\n%s", out)
+	}
+	warned := false
+	for _, w := range res.Warnings {
+		warned = warned || strings.Contains(w.String(), "local binds tcp4://127.0.0.1:1003, which all's tcp4://0.0.0.0:1003 (/x.conf:1) overlaps on the same port")
+	}
+	if !warned {
+		t.Errorf("no warning names the overlap: %q", res.Warnings)
+	}
+}
