@@ -138,7 +138,10 @@ func (s *Server) flushSpawns() {
 	if len(s.queued) == 0 {
 		return
 	}
-	if len(s.queued) == 1 && s.pool.idle() && slices.Max(s.queued[0].files) <= inlineMaxFD && !s.peek() {
+	// (Never a launcher's: Start waits for the launcher to start the
+	// program, about a millisecond, which the loop must not.)
+	if len(s.queued) == 1 && s.pool.idle() && slices.Max(s.queued[0].files) <= inlineMaxFD &&
+		!s.queued[0].spec.UsesLauncher() && !s.peek() {
 		s.spawnHere(s.queued[0])
 		s.queued[0] = nil
 		s.queued = s.queued[:0]

@@ -513,20 +513,54 @@ services:
 	}
 }
 
+// A program that cannot be started is a spawn error, not an activation,
+// whether superd forks it directly or through the launcher (a umask, a
+// nice value, rlimits or LISTEN_PID), where the failure comes after the
+// fork: the launcher reports it on its status pipe.
 func TestSpawnFailureClosesConnectionAndIsCounted(t *testing.T) {
-	port := freePort(t, "tcp")
-	h := start(t, `
+	for _, tc := range []struct{ name, extra, why string }{
+		{"direct", "", "no such file or directory"},
+		{"through the launcher", "    umask: \"077\"\n", "exec /nonexistent/program: no such file or directory"},
+		{"launcher failing before exec", "    rlimits: {nproc: 10, nofile: 99999999999}\n", "setrlimit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t, "tcp")
+			h := start(t, `
 services:
   missing:
     listen: tcp://127.0.0.1:`+itoa(port)+`
     exec: ["/nonexistent/program"]
-`)
-	if got := dialRead(t, "tcp", "127.0.0.1:"+itoa(port)); got != "" {
-		t.Errorf("client read %q, want EOF", got)
-	}
-	waitFor(t, "spawn_error counted", func() bool { return h.rejected("missing", metrics.ReasonSpawnError) == 1 })
-	if got := h.activations("missing"); got != 0 {
-		t.Errorf("activations = %v, want 0", got)
+`+tc.extra)
+			if err := h.srv.call(func() {
+				if launched := h.srv.services[0].spawnSpec().UsesLauncher(); launched != (tc.extra != "") {
+					t.Errorf("starts through the launcher: %v", launched)
+				}
+			}, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if got := dialRead(t, "tcp", "127.0.0.1:"+itoa(port)); got != "" {
+				t.Errorf("client read %q, want EOF", got)
+			}
+			waitFor(t, "spawn_error counted", func() bool { return h.rejected("missing", metrics.ReasonSpawnError) == 1 })
+			if got := h.activations("missing"); got != 0 {
+				t.Errorf("activations = %v, want 0", got)
+			}
+			failed := h.logs.FilterMessage("spawn failed").AllUntimed()
+			if len(failed) != 1 || !strings.Contains(failed[0].ContextMap()["error"].(string), tc.why) {
+				t.Errorf("spawn failed lines %v, want one saying %q", failed, tc.why)
+			}
+			// Nothing of the launcher is left: no child, no zombie.
+			if err := h.srv.call(func() {
+				if len(h.srv.children) != 0 || h.srv.services[0].active != 0 {
+					t.Errorf("%d children, %d active after a failed spawn", len(h.srv.children), h.srv.services[0].active)
+				}
+			}, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if z := zombies(t); len(z) != 0 {
+				t.Errorf("unreaped children left: %v", z)
+			}
+		})
 	}
 }
 
@@ -714,4 +748,26 @@ func TestWatchersByFD(t *testing.T) {
 	if ws.get(3) != nil {
 		t.Error("fd 3 still has a watcher after set(3, nil)")
 	}
+}
+
+// zombies are the children of this process, of any of its threads, that
+// exited and were not waited for.
+func zombies(t *testing.T) []string {
+	t.Helper()
+	lists, _ := filepath.Glob("/proc/self/task/*/children")
+	var out []string
+	for _, l := range lists {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, pid := range strings.Fields(string(b)) {
+			stat, err := os.ReadFile("/proc/" + pid + "/stat")
+			// The state follows the command name in parentheses.
+			if i := strings.LastIndexByte(string(stat), ')'); err == nil && i > 0 && strings.HasPrefix(string(stat[i:]), ") Z") {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
 }

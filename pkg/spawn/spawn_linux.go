@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -54,6 +55,10 @@ type launchParams struct {
 	GID       uint32   `json:"gid,omitempty"`
 	Groups    []uint32 `json:"groups,omitempty"`
 	ListenPID bool     `json:"listen_pid,omitempty"`
+	// StatusFD is the write end of the pipe on which the launcher reports
+	// why it could not start the program; close-on-exec, it closes
+	// unwritten once the program runs (launchStatus).
+	StatusFD int `json:"status_fd"`
 }
 
 type rlimit struct {
@@ -91,6 +96,17 @@ func NewSpec(svc *config.Service) *Spec {
 		return s
 	}
 	p := &launchParams{Umask: int(svc.Umask), Nice: int(svc.Nice), ListenPID: svc.Pass == config.PassListenFDs}
+	// The status pipe follows the child's other fds: stdin, stdout and
+	// stderr, then the passed sockets (the connection, or the listening
+	// sockets of wait mode).
+	p.StatusFD = 3
+	switch {
+	case svc.Pass != config.PassListenFDs:
+	case svc.Mode == config.Accept:
+		p.StatusFD++
+	default:
+		p.StatusFD += len(svc.Sockets)
+	}
 	for _, r := range svc.Rlimits {
 		p.Rlimits = append(p.Rlimits, rlimit{Resource: r.Resource, Cur: r.Value, Max: r.Value})
 	}
@@ -201,9 +217,20 @@ func (s *Spec) StartPid(files []int, env []string) (pid int, err error) {
 func (s *Spec) start(files []int, env []string, pidfd *int) (int, error) {
 	sys := s.sys
 	sys.PidFD = pidfd
-	fds := make([]uintptr, len(files))
+	fds := make([]uintptr, len(files), len(files)+1)
 	for i, f := range files {
 		fds[i] = uintptr(f)
+	}
+	var status [2]int
+	if s.launch != nil {
+		if len(files) != s.launch.StatusFD {
+			return 0, fmt.Errorf("start %s: %d files for a launcher that expects %d", s.displayPath(), len(files), s.launch.StatusFD)
+		}
+		if err := unix.Pipe2(status[:], unix.O_CLOEXEC); err != nil {
+			return 0, fmt.Errorf("start %s: %w", s.displayPath(), os.NewSyscallError("pipe2", err))
+		}
+		defer unix.Close(status[0])
+		fds = append(fds, uintptr(status[1]))
 	}
 	pid, err := syscall.ForkExec(s.path, s.argv, &syscall.ProcAttr{
 		Dir:   s.dir,
@@ -211,10 +238,53 @@ func (s *Spec) start(files []int, env []string, pidfd *int) (int, error) {
 		Files: fds,
 		Sys:   &sys,
 	})
+	if s.launch != nil {
+		unix.Close(status[1])
+	}
 	if err != nil {
 		return 0, fmt.Errorf("start %s: %w", s.displayPath(), err)
 	}
+	if s.launch != nil {
+		if err := launchStatus(status[0], pid, pidfd); err != nil {
+			return 0, fmt.Errorf("start %s: %w", s.displayPath(), err)
+		}
+	}
 	return pid, nil
+}
+
+// launchStatus waits until the launcher pid has started the program (the
+// status pipe r closes unwritten at its execve) or failed to (it writes
+// why, then exits 127). A failed launcher is reaped here and its pidfd, if
+// any, closed, so that it counts as a failed spawn, not as a child: the
+// program never ran. The wait is the launcher's start-up, about a
+// millisecond, which is why the loop hands launcher spawns to the pool.
+func launchStatus(r, pid int, pidfd *int) error {
+	var msg []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := unix.Read(r, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if n <= 0 {
+			break // EOF: the program runs (or the launcher died; its exit tells)
+		}
+		msg = append(msg, buf[:n]...)
+	}
+	if len(msg) == 0 {
+		return nil
+	}
+	var ws unix.WaitStatus
+	for {
+		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
+			break
+		}
+	}
+	if pidfd != nil && *pidfd >= 0 {
+		unix.Close(*pidfd)
+		*pidfd = -1
+	}
+	return errors.New(string(msg))
 }
 
 func (s *Spec) displayPath() string {
@@ -259,8 +329,24 @@ func MaybeLaunch() {
 		return
 	}
 	err := runLauncher(os.Args[2:])
-	fmt.Fprintln(os.Stderr, "superd:", err)
+	if !reportLaunch(err) {
+		fmt.Fprintln(os.Stderr, "superd:", err)
+	}
 	os.Exit(127)
+}
+
+// statusFD is the launcher's status pipe once runLauncher has read its
+// parameters, else -1.
+var statusFD = -1
+
+// reportLaunch writes the launcher's failure to superd through the status
+// pipe; false if there is none to write to.
+func reportLaunch(err error) bool {
+	if statusFD < 0 {
+		return false
+	}
+	_, werr := unix.Write(statusFD, []byte(err.Error()))
+	return werr == nil
 }
 
 // runLauncher is the launcher's whole life: args are os.Args[2:] of an
@@ -274,6 +360,11 @@ func runLauncher(args []string) error {
 	var p launchParams
 	if err := json.Unmarshal([]byte(args[0]), &p); err != nil {
 		return fmt.Errorf("launcher: bad parameters: %w", err)
+	}
+	if p.StatusFD > 2 {
+		// Closed at the program's execve: superd then reads EOF.
+		unix.CloseOnExec(p.StatusFD)
+		statusFD = p.StatusFD
 	}
 	path, argv := args[1], args[2:]
 	// Nice is per thread on Linux and execve keeps the calling thread's:
