@@ -77,6 +77,9 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	case "version", "--version", "-v":
 		if len(args) > 1 {
 			err = usageError{fmt.Sprintf("unexpected argument %q", args[1])}
+			if args[1] == "-h" || args[1] == "--help" {
+				err = errHelp
+			}
 			break
 		}
 		printVersion(stdout)

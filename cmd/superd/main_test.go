@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/listener"
 )
@@ -181,13 +183,20 @@ func TestCheckWarnsOfAProgramThatCannotRunHere(t *testing.T) {
     listen: tcp://127.0.0.1:9
     user: root
     exec: [/bin/true]
+  folder:
+    listen: tcp://127.0.0.1:10
+    user: root
+    exec: [/usr/bin]
 `)
 	code, out, errs := superd(t, "check", "-c", f)
-	want := "warning: " + f + ":2:3: services.gone.exec: /nonexistent/prog cannot be run here: no such file or directory\n"
-	if code != 0 || !strings.Contains(out, "ok (3 services)") || !strings.Contains(errs, want) {
+	want := []string{
+		"warning: " + f + ":2:3: services.gone.exec: /nonexistent/prog cannot be run here: no such file or directory\n",
+		"warning: " + f + ":15:3: services.folder.exec: /usr/bin cannot be run here: not a regular file\n",
+	}
+	if code != 0 || !strings.Contains(out, "ok (4 services)") || !strings.Contains(errs, want[0]) || !strings.Contains(errs, want[1]) {
 		t.Errorf("check: exit %d, stdout %q, stderr %q; want 0, ok, and %q", code, out, errs, want)
 	}
-	if strings.Contains(errs, ".exec:") && strings.Count(errs, ".exec:") != 1 {
+	if strings.Count(errs, ".exec:") != 2 {
 		t.Errorf("check warns of a disabled service's or a present program:\n%s", errs)
 	}
 }
@@ -245,7 +254,7 @@ func TestVersion(t *testing.T) {
 
 // Asking a command for help is not a mistake: usage on stdout, exit 0.
 func TestHelpAfterACommandExits0(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"check", "-h"}, {"status", "--help"}, {"import", "--help"}, {"import", "xinetd", "-h"}} {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"check", "-h"}, {"status", "--help"}, {"import", "--help"}, {"import", "xinetd", "-h"}, {"version", "--help"}} {
 		code, out, errs := superd(t, args...)
 		if code != 0 || !strings.Contains(out, "superd check [-c FILE]") || errs != "" {
 			t.Errorf("superd %v: exit %d, stdout %q, stderr %q; want 0 and the usage on stdout alone", args, code, out, errs)
@@ -289,7 +298,12 @@ services:
     listen: tcp://127.0.0.1:%d
     user: nobody
     exec: [/usr/bin/id, -u]
-`, admin, plain, launched, freePort(t)))
+  grouped:
+    listen: tcp://127.0.0.1:%d
+    user: nobody
+    groups: [root]
+    exec: [/usr/bin/id, -u]
+`, admin, plain, launched, freePort(t), freePort(t)))
 
 	var out, errs bytes.Buffer
 	check := asNobody(exec.Command(bin, "check", "-c", cfg))
@@ -297,9 +311,9 @@ services:
 	if err := check.Run(); err != nil {
 		t.Fatalf("check as nobody: %v\n%s%s", err, &out, &errs)
 	}
-	for _, svc := range []string{"plain", "launched"} {
-		if !strings.Contains(errs.String(), "warning: "+cfg+":") || !strings.Contains(errs.String(), "services."+svc+".user: root ignored: superd is not root") {
-			t.Errorf("check as nobody says nothing of %s's user:\n%s", svc, &errs)
+	for _, key := range []string{"plain.user: root", "launched.user: root", "grouped.groups: [0]"} {
+		if !strings.Contains(errs.String(), "warning: "+cfg+":") || !strings.Contains(errs.String(), "services."+key+" ignored: superd may not switch users") {
+			t.Errorf("check as nobody says nothing of services.%s:\n%s", key, &errs)
 		}
 	}
 	if strings.Contains(errs.String(), "services.own.") {
@@ -314,6 +328,29 @@ services:
 	}
 	if !strings.Contains(r.stderr.String(), "configuration ignored") {
 		t.Errorf("the log does not say user is ignored:\n%s", r.stderr.String())
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+
+	// A service account given CAP_SETUID and CAP_SETGID (systemd's
+	// AmbientCapabilities=) switches users as root does, and check is
+	// silent.
+	withCaps := func(cmd *exec.Cmd) *exec.Cmd {
+		asNobody(cmd)
+		cmd.SysProcAttr.AmbientCaps = []uintptr{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_NET_BIND_SERVICE}
+		return cmd
+	}
+	out.Reset()
+	errs.Reset()
+	check = withCaps(exec.Command(bin, "check", "-c", cfg))
+	check.Stdout, check.Stderr = &out, &errs
+	if err := check.Run(); err != nil || strings.Contains(errs.String(), "ignored") {
+		t.Errorf("check as nobody with CAP_SETUID and CAP_SETGID: %v\n%s%s", err, &out, &errs)
+	}
+	r = startCommand(t, withCaps(exec.Command(bin, "run", "-c", cfg)), admin)
+	if got := readConn(t, plain); got != "0\n" {
+		t.Errorf("with CAP_SETUID, user: root's child runs as uid %q, want 0", got)
 	}
 	if code := r.stop(t); code != 0 {
 		t.Errorf("exit %d", code)
@@ -670,8 +707,11 @@ func TestSystemdSocketMatchesTheDeployConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, svc := range cfg.Services {
+			// A disabled service takes no inherited socket.
 			for _, sc := range svc.Sockets {
-				listens[sc.Address.String()] = true
+				if !svc.Disabled {
+					listens[sc.Address.String()] = true
+				}
 			}
 		}
 	}
@@ -688,6 +728,7 @@ func TestSystemdSocketMatchesTheDeployConfig(t *testing.T) {
 		case key == "ListenDatagram":
 			binds = append(binds, [2]string{"udp", value})
 		}
+
 	}
 	if len(binds) == 0 {
 		t.Fatal("superd.socket listens on nothing")

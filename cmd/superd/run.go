@@ -88,7 +88,11 @@ func programNotes(cfg *config.Config) []string {
 			continue
 		}
 		prog := svc.Exec[0]
-		if err := unix.Access(prog, unix.X_OK); err != nil {
+		err := unix.Access(prog, unix.X_OK)
+		if fi, serr := os.Stat(prog); err == nil && serr == nil && !fi.Mode().IsRegular() {
+			err = fmt.Errorf("not a regular file")
+		}
+		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s:%d:%d: services.%s.exec: %s cannot be run here: %v",
 				svc.Pos.File, svc.Pos.Line, svc.Pos.Col, svc.Name, prog, err))
 		}
@@ -96,10 +100,14 @@ func programNotes(cfg *config.Config) []string {
 	return notes
 }
 
-// logNotRoot logs what a superd not running as root ignores of cfg.
-func logNotRoot(log *zap.Logger, cfg *config.Config) {
+// logConfigNotes logs what a superd that may not switch users ignores of cfg,
+// and the programs it cannot run.
+func logConfigNotes(log *zap.Logger, cfg *config.Config) {
 	for _, note := range spawn.NotRootNotes(cfg) {
 		log.Warn("configuration ignored", zap.String("note", note))
+	}
+	for _, note := range programNotes(cfg) {
+		log.Warn("program cannot be run", zap.String("note", note))
 	}
 }
 
@@ -139,7 +147,7 @@ func runCmd(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer log.Sync()
-	logNotRoot(log, cfg)
+	logConfigNotes(log, cfg)
 	if err := spawn.CloseInheritedOnExec(); err != nil {
 		return runtimeError{err}
 	}
@@ -308,7 +316,7 @@ func reload(log *zap.Logger, m *metrics.Metrics, srv *server.Server, path string
 	}
 	m.ReloadSuccessful.Set(1)
 	m.ReloadSuccessSeconds.Set(float64(time.Now().UnixNano()) / 1e9)
-	logNotRoot(log, cfg)
+	logConfigNotes(log, cfg)
 	if cfg.Log != running.Log || cfg.Admin != running.Admin {
 		log.Warn("log and admin settings take effect at the next start, not on reload")
 	}

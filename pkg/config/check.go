@@ -75,10 +75,11 @@ func (p *parser) crossCheck(drafts []*draft) {
 	seen := make(map[bindKey]int32, len(all))
 	dual := map[portKey]int32{}
 	ipv4 := make(map[portKey]int32, len(all))
-	// The first wildcard and the first other address of each family on
-	// each port.
-	wild := map[familyPort]int32{}
-	specific := make(map[familyPort]int32, len(all))
+	// The wildcards and the other addresses of each family on each port
+	// (all of them: two wildcards on two devices may share a port, and
+	// an address can clash with either).
+	wild := map[familyPort][]int32{}
+	specific := make(map[familyPort][]int32, len(all))
 	for i := range all {
 		o := &all[i]
 		a := o.sock.Address
@@ -123,14 +124,20 @@ func (p *parser) crossCheck(drafts []*draft) {
 		if !a.IP.IsUnspecified() {
 			other, mine = wild, specific
 		}
-		if j, ok := other[fp]; ok && !shareable(all[j].sock, o.sock) {
-			first := &all[j]
+		clash := -1
+		for _, j := range other[fp] {
+			if !shareable(all[j].sock, o.sock) {
+				clash = int(j)
+				break
+			}
+		}
+		if clash >= 0 {
+			first := &all[clash]
 			p.errVal(*o.f, "%s and %s (%s at %s) cannot both be bound: a wildcard takes its family's every address on the port; set socket: {reuse_port: true} in both, or listen on the addresses one by one",
 				a, first.sock.Address, first.f.path, first.f.valPos())
 			continue
-		} else if _, ok := mine[fp]; !ok {
-			mine[fp] = int32(i)
 		}
+		mine[fp] = append(mine[fp], int32(i))
 		pk := portKey{a.Kind, a.Port}
 		switch {
 		case a.DualStack && !o.sock.Options.IPv6Only:

@@ -384,6 +384,17 @@ services:
 		},
 	},
 	{
+		name: "an address clashes with the second wildcard of its port, not the first",
+		src: `services:
+  w0: {listen: "tcp4://:80", internal: echo, socket: {bind_to_device: lo}}
+  w1: {listen: "tcp4://:80", internal: echo, socket: {bind_to_device: eth1}}
+  s1: {listen: "tcp://10.0.0.1:80", internal: echo, socket: {bind_to_device: eth1}}
+`,
+		want: []string{
+			"superd.yaml:4:16: services.s1.listen: tcp4://10.0.0.1:80 and tcp4://0.0.0.0:80 (services.w1.listen at superd.yaml:3:16) cannot both be bound: a wildcard takes its family's every address on the port; set socket: {reuse_port: true} in both, or listen on the addresses one by one",
+		},
+	},
+	{
 		name: "bad sizes are refused",
 		src: `services:
   daytime:

@@ -234,10 +234,9 @@ func resolveConflicts(svcs []*service, w *warnings, laterWhy string) {
 	bound := map[bindKey]*service{}
 	dual := map[portKey]seen{}
 	ipv4 := map[portKey]seen{}
-	// The first wildcard and the first other address of each family on
-	// each port.
-	wild := map[familyPort]seen{}
-	specific := map[familyPort]seen{}
+	// The wildcards and the other addresses of each family on each port.
+	wild := map[familyPort][]seen{}
+	specific := map[familyPort][]seen{}
 	for _, s := range svcs {
 		if s.disabled {
 			continue
@@ -263,8 +262,13 @@ func resolveConflicts(svcs []*service, w *warnings, laterWhy string) {
 			if !a.IP.IsUnspecified() {
 				other = wild
 			}
-			if first, ok := other[familyPort{a.Kind, a.Family, a.Port}]; ok && !onDevices(s, first.s) {
-				clash = fmt.Sprintf("%s binds %s, which %s's %s (%s) overlaps on the same port; %s", s.name, a, first.s.name, first.addr, first.s.origin(), laterWhy)
+			for _, first := range other[familyPort{a.Kind, a.Family, a.Port}] {
+				if !onDevices(s, first.s) {
+					clash = fmt.Sprintf("%s binds %s, which %s's %s (%s) overlaps on the same port, and superd cannot bind both", s.name, a, first.s.name, first.addr, first.s.origin())
+					break
+				}
+			}
+			if clash != "" {
 				break
 			}
 		}
@@ -282,9 +286,8 @@ func resolveConflicts(svcs []*service, w *warnings, laterWhy string) {
 			if a.IP.IsUnspecified() {
 				mine = wild
 			}
-			if fp := (familyPort{a.Kind, a.Family, a.Port}); mine[fp].s == nil {
-				mine[fp] = seen{s, a}
-			}
+			fp := familyPort{a.Kind, a.Family, a.Port}
+			mine[fp] = append(mine[fp], seen{s, a})
 			pk := portKey{a.Kind, a.Port}
 			switch {
 			case a.DualStack && !s.hasSocket("ipv6_only"):

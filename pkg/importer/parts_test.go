@@ -260,7 +260,7 @@ service local
 	}
 	warned := false
 	for _, w := range res.Warnings {
-		warned = warned || strings.Contains(w.String(), "local binds tcp4://127.0.0.1:1003, which all's tcp4://0.0.0.0:1003 (/x.conf:1) overlaps on the same port")
+		warned = warned || strings.Contains(w.String(), "local binds tcp4://127.0.0.1:1003, which all's tcp4://0.0.0.0:1003 (/x.conf:1) overlaps on the same port, and superd cannot bind both")
 	}
 	if !warned {
 		t.Errorf("no warning names the overlap: %q", res.Warnings)

@@ -138,8 +138,9 @@ func (s *Server) flushSpawns() {
 	if len(s.queued) == 0 {
 		return
 	}
-	// (Never a launcher's: Start waits for the launcher to start the
-	// program, about a millisecond, which the loop must not.)
+	// (Not a launcher's: Start waits for the launcher to start the
+	// program, a few milliseconds the loop should not spend; only a
+	// child with more files than a message carries is, below.)
 	if len(s.queued) == 1 && s.pool.idle() && slices.Max(s.queued[0].files) <= inlineMaxFD &&
 		!s.queued[0].spec.UsesLauncher() && !s.peek() {
 		s.spawnHere(s.queued[0])
@@ -207,6 +208,11 @@ func (s *Server) spawned(c *child, pid, pidfd int, started time.Time, err error)
 			s.freed(c.heldKeys)
 		}
 		switch {
+		case svc.cfg.Mode == config.Wait && svc.socks == nil:
+			// A removed service: nothing to re-arm, and a state set
+			// on it would show in the metrics that a service of the
+			// same name may share.
+			svc.waitChild = nil
 		case svc.cfg.Mode == config.Wait:
 			svc.rearmWait(s, 0, "cannot start the child; backing off")
 		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOMEM) || errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE):

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -106,12 +107,20 @@ func (s *Server) apply(cfg *config.Config) {
 		listener.Unlink(sk.cfg.Address)
 		closed++
 	}
+	// Removed services: their metrics go now, or with the last child of
+	// every removed service of that name (oldByName holds no name that
+	// next configures).
 	for name, svc := range oldByName {
 		svc.setState(StateDisabled)
-		if svc.active == 0 {
-			s.m.Forget(name)
-		} else {
+		if svc.active > 0 {
 			svc.removed = true
+			if s.draining == nil {
+				s.draining = make(map[string][]*service)
+			}
+			s.draining[name] = append(s.draining[name], svc)
+		}
+		if len(s.draining[name]) == 0 {
+			s.m.Forget(name)
 		}
 	}
 	for _, c := range s.children {
@@ -126,21 +135,29 @@ func (s *Server) apply(cfg *config.Config) {
 		zap.Int("services", len(next)), zap.Int("sockets_kept", kept), zap.Int("sockets_closed", closed))
 }
 
-// drained forgets the metrics of svc, a service a reload removed, once its
-// last child has ended: until then its series say it is disabled, with its
-// children counted. A name a later reload configured again keeps them: the
-// new service shares its metrics.
+// drained notes that svc, a service a reload removed, has no child left,
+// and forgets the metrics of its name unless a service of that name is
+// configured again (it shares them) or another removed one still has
+// children: until then the series say disabled, with children counted.
+// (It scans the services, but only when a removed service drains.)
 func (s *Server) drained(svc *service) {
 	if !svc.removed || svc.active > 0 {
 		return
 	}
 	svc.removed = false
+	name := svc.cfg.Name
+	left := slices.DeleteFunc(s.draining[name], func(d *service) bool { return d == svc })
+	if len(left) > 0 {
+		s.draining[name] = left
+		return
+	}
+	delete(s.draining, name)
 	for _, cur := range s.services {
-		if cur.cfg.Name == svc.cfg.Name {
+		if cur.cfg.Name == name {
 			return
 		}
 	}
-	s.m.Forget(svc.cfg.Name)
+	s.m.Forget(name)
 }
 
 // runnable says whether the service will listen at all.

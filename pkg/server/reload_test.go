@@ -446,4 +446,64 @@ func TestDisabledAndRemovedServicesInMetrics(t *testing.T) {
 	if got := h.instances("off"); got != 0 {
 		t.Errorf("superd_instances{service=off} = %v after every child ended, want 0", got)
 	}
+
+	// Removed with a child, configured again, removed again with none of
+	// its own: the first one's child still counts, so the series stay
+	// until it ends.
+	c = hold(p1)
+	h.reloadTo("services: {}\n")
+	h.reloadTo("services:\n" + svc("off", p1, false))
+	h.reloadTo("services: {}\n")
+	check("removed twice, the first's child running", "off", true, 0, true)
+	if got := h.instances("off"); got != 1 {
+		t.Errorf("superd_instances{service=off} = %v with the first removed one's child running, want 1", got)
+	}
+	c.Close()
+	gone("the twice-removed service's series to go", "off")
+
+	// Removed with a child, configured again and given a child, removed
+	// again: the series stay until the second child ends too.
+	h.reloadTo("services:\n" + svc("off", p1, false))
+	c = hold(p1)
+	h.reloadTo("services: {}\n")
+	h.reloadTo("services:\n" + svc("off", p1, false))
+	c2 := hold(p1)
+	h.reloadTo("services: {}\n")
+	c.Close()
+	waitFor(t, "the first child's exit", func() bool { return h.instances("off") == 1 })
+	check("the second's child running", "off", true, 0, true)
+	c2.Close()
+	gone("the series to go with the last child", "off")
+}
+
+// A built-in serves its connections in superd: a reload that removes it
+// while one is open lists it as removed until the connection ends.
+func TestStatusListsARemovedBuiltinWhileItServes(t *testing.T) {
+	port := freePort(t, "tcp")
+	h := start(t, `
+services:
+  echo:
+    listen: tcp://127.0.0.1:`+itoa(port)+`
+    internal: echo
+`)
+	c, err := net.Dial("tcp", "127.0.0.1:"+itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	c.Write([]byte("hi\n"))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "hi\n" {
+		t.Fatalf("echo: %q, %v", line, err)
+	}
+	h.reloadTo("services: {}\n")
+	st, err := h.srv.Status(5 * time.Second)
+	if err != nil || len(st) != 1 || st[0].Name != "echo" || st[0].State != "removed" || st[0].Instances != 1 {
+		t.Errorf("status with a removed built-in serving: %+v, %v", st, err)
+	}
+	c.Close()
+	waitFor(t, "the removed built-in's row to go", func() bool {
+		st, err := h.srv.Status(5 * time.Second)
+		return err == nil && len(st) == 0
+	})
 }

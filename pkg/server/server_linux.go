@@ -59,7 +59,10 @@ type Server struct {
 	// waitMarks are the queues of a wait-mode child's sockets as it
 	// started (waitExitWhy).
 	waitMarks map[*child][]queueMark
-	sessions  map[*session]struct{}
+	// draining are the services reloads removed that still have
+	// children, by name (drained).
+	draining map[string][]*service
+	sessions map[*session]struct{}
 	// dgram and reply are the UDP built-ins' buffers, made on first use.
 	dgram, reply []byte
 	// builtinPorts are the ports superd's own built-ins listen on.

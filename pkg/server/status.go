@@ -43,12 +43,13 @@ func (s *Server) Status(timeout time.Duration) ([]ServiceStatus, error) {
 			})
 		}
 		configured := len(out)
-		for _, c := range s.children {
-			i, ok := idx[c.svc]
+		// A service a reload removed, whose children or in-process
+		// sessions finish: listed after the configured ones, as
+		// "removed" (beside a service of the same name configured
+		// again, if any).
+		row := func(svc *service) int {
+			i, ok := idx[svc]
 			if !ok {
-				// A service a reload removed, whose children finish:
-				// listed after the configured ones, as "removed".
-				svc := c.svc
 				i = len(out)
 				idx[svc] = i
 				out = append(out, ServiceStatus{
@@ -61,7 +62,14 @@ func (s *Server) Status(timeout time.Duration) ([]ServiceStatus, error) {
 					Children:    []ChildStatus{},
 				})
 			}
+			return i
+		}
+		for _, c := range s.children {
+			i := row(c.svc)
 			out[i].Children = append(out[i].Children, ChildStatus{PID: c.pid, Remote: c.remote, Started: c.started})
+		}
+		for ss := range s.sessions {
+			row(ss.svc)
 		}
 		removed := out[configured:]
 		slices.SortFunc(removed, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })

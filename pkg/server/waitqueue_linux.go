@@ -12,70 +12,56 @@ import (
 )
 
 // unservedLimit is how many wait-mode children in a row may exit quickly
-// and successfully, yet leave what woke them waiting on the socket, before
-// the service backs off as if they had failed: a program that never takes
+// and successfully, yet leave the datagram that woke them waiting, before
+// the service backs off as if they had failed: a program that never reads
 // its socket and exits 0 must not make superd spin either. It is systemd's
-// trigger limit for a socket without Accept (20 activations). A child that
-// took something — the first datagram is another, the accept queue is
-// shorter — breaks the run, so a program that serves one datagram and
-// exits while others queue is never held back.
+// trigger limit for a socket without Accept (20 activations).
+//
+// Only datagram sockets are judged: the first datagram waiting can be
+// peeked, so a child that took one is told from one that took nothing, and
+// a program that serves one datagram and exits while others queue is never
+// held back. A listening stream socket says only how many connections
+// wait, not which: a one-shot child serving clients back to back leaves a
+// queue as long as a child that accepted nothing (make bench's TCP wait
+// test backed off after 20 when both counted), so stream sockets are not
+// judged (a rate_limit bounds a program that exits without accepting).
 const unservedLimit = 20
 
-// queueMark is what waits first on a listening socket, to tell at a
-// wait-mode child's exit whether the child took anything.
+// queueMark is the first datagram waiting on a socket, to tell at a
+// wait-mode child's exit whether the child took it.
 type queueMark struct {
-	fd   int
-	kind uint8 // markNone, markDatagram or markAccept
-	v    uint64
+	fd int
+	// head hashes the first datagram's sender, length and first bytes;
+	// 0 when none waits or the socket is not a datagram socket.
+	head uint64
 }
-
-const (
-	markNone     = iota // superd cannot tell (a UNIX stream listener)
-	markDatagram        // v: a hash of the first datagram's sender, length and start; 0 if none
-	markAccept          // v: the TCP accept queue's length
-)
 
 // markQueues marks every socket of svc, before its wait-mode child starts.
 func markQueues(svc *service) []queueMark {
 	marks := make([]queueMark, len(svc.socks))
 	for i, sk := range svc.socks {
-		marks[i] = markQueue(sk.fd)
+		marks[i] = queueMark{fd: sk.fd, head: datagramHead(sk.fd)}
 	}
 	return marks
 }
 
-func markQueue(fd int) queueMark {
-	m := queueMark{fd: fd}
-	typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+// datagramHead is a hash of the first datagram waiting on fd, or 0.
+func datagramHead(fd int) uint64 {
+	var buf [64]byte
+	n, from, err := unix.Recvfrom(fd, buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 	if err != nil {
-		return m
+		// Nothing waits (EAGAIN), or not a datagram socket: a
+		// listening stream socket refuses recvfrom (ENOTCONN).
+		return 0
 	}
-	switch typ {
-	case unix.SOCK_DGRAM:
-		m.kind = markDatagram
-		var buf [64]byte
-		n, from, err := unix.Recvfrom(fd, buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_TRUNC)
-		if err != nil {
-			return m // nothing waits (EAGAIN): v 0
-		}
-		h := fnv.New64a()
-		h.Write([]byte(strconv.Itoa(n)))
-		h.Write([]byte(sockaddrString(from)))
-		h.Write(buf[:min(n, len(buf))])
-		m.v = h.Sum64() | 1 // never 0, which is "nothing waits"
-	case unix.SOCK_STREAM:
-		info, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil {
-			return m // not TCP
-		}
-		// On a listening socket tcpi_unacked is the accept queue's
-		// length (tcp_get_info).
-		m.kind, m.v = markAccept, uint64(info.Unacked)
-	}
-	return m
+	h := fnv.New64a()
+	h.Write([]byte(strconv.Itoa(n)))
+	h.Write([]byte(sockaddrString(from)))
+	h.Write(buf[:min(n, len(buf))])
+	return h.Sum64() | 1 // never 0, which is "nothing waits"
 }
 
-// sockaddrString names a datagram's sender for markQueue's hash.
+// sockaddrString names a datagram's sender for datagramHead's hash.
 func sockaddrString(sa unix.Sockaddr) string {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -88,27 +74,16 @@ func sockaddrString(sa unix.Sockaddr) string {
 	return ""
 }
 
-// took says whether the queue at m's socket moved on since m: the child
-// took something from it.
-func (m queueMark) took(now queueMark) bool {
-	switch m.kind {
-	case markDatagram:
-		return now.v != m.v
-	case markAccept:
-		return now.v < m.v
-	}
-	return false
-}
-
 // waitExitWhy is why a wait-mode child's exit calls for a back-off, or ""
 // if it does not: it failed, or it is the unservedLimit-th child in a row
-// to exit quickly while what woke it still waits. marks are the service's
-// sockets as the child started.
+// to exit quickly leaving the datagram that woke it. marks are the
+// service's sockets as the child started.
 func (svc *service) waitExitWhy(ran time.Duration, outcome string, marks []queueMark) string {
 	if outcome == metrics.OutcomeFailure || outcome == metrics.OutcomeSignal {
+		svc.unserved = 0
 		return "child failed quickly; backing off"
 	}
-	if ran >= fastFailure || !svc.leftWaiting(marks) {
+	if ran >= fastFailure || !svc.leftUntaken(marks) {
 		svc.unserved = 0
 		return ""
 	}
@@ -118,23 +93,22 @@ func (svc *service) waitExitWhy(ran time.Duration, outcome string, marks []queue
 	if svc.unserved < unservedLimit {
 		return ""
 	}
-	return "children keep exiting quickly without taking what waits on the socket; backing off"
+	return "children keep exiting quickly without reading what waits on the socket; backing off"
 }
 
-// leftWaiting says whether a client still waits on one of svc's sockets
-// and none of them moved on since marks.
-func (svc *service) leftWaiting(marks []queueMark) bool {
-	waits := false
-	for _, sk := range svc.socks {
-		p := []unix.PollFd{{Fd: int32(sk.fd), Events: unix.POLLIN}}
-		if n, err := unix.Poll(p, 0); err == nil && n > 0 && p[0].Revents&unix.POLLIN != 0 {
-			waits = true
+// leftUntaken says whether the first datagram waiting on one of svc's
+// sockets is the one that waited first there when the child started. (A
+// mark whose fd is no longer one of svc's, after a reload, is passed over.)
+func (svc *service) leftUntaken(marks []queueMark) bool {
+	for _, m := range marks {
+		if m.head == 0 {
+			continue
 		}
-		for _, m := range marks {
-			if m.fd == sk.fd && m.took(markQueue(sk.fd)) {
-				return false
+		for _, sk := range svc.socks {
+			if sk.fd == m.fd && datagramHead(sk.fd) == m.head {
+				return true
 			}
 		}
 	}
-	return waits
+	return false
 }

@@ -1,12 +1,14 @@
 package spawn
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -128,9 +130,9 @@ func NewSpec(svc *config.Service) *Spec {
 
 // credentialFor maps a resolved credential to Go's form. It returns nil when
 // no switch is needed — the child would be what superd is anyway (a common
-// `user: root`), which spares each spawn three syscalls — and without
-// privilege, where only superd's own user is possible and asking for
-// another would fail setgroups or setuid.
+// `user: root`), which spares each spawn three syscalls — and without the
+// privilege to switch (switchesUsers), where only superd's own user is
+// possible and asking for another would fail setgroups or setuid.
 func credentialFor(c *config.Credential) *syscall.Credential {
 	if c == nil {
 		return nil
@@ -138,7 +140,7 @@ func credentialFor(c *config.Credential) *syscall.Credential {
 	if int(c.UID) == os.Geteuid() && int(c.GID) == os.Getegid() && sameGroups(c.Groups, c.GID) {
 		return nil
 	}
-	if os.Geteuid() != 0 {
+	if !switchesUsers() {
 		// Without privilege the child can only be superd's own user:
 		// user, group and groups are ignored, as xinetd ignores them
 		// when not run as root (NotRootNotes says so at load).
@@ -274,6 +276,12 @@ func launchStatus(r, pid int, pidfd *int) error {
 	if len(msg) == 0 {
 		return nil
 	}
+	// The launcher's report: its errno (4 bytes, native order: the same
+	// binary wrote it), then what failed.
+	var fail error = launchError{msg: string(msg)}
+	if len(msg) >= 4 {
+		fail = launchError{errno: syscall.Errno(binary.NativeEndian.Uint32(msg)), msg: string(msg[4:])}
+	}
 	var ws unix.WaitStatus
 	for {
 		if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
@@ -284,7 +292,24 @@ func launchStatus(r, pid int, pidfd *int) error {
 		unix.Close(*pidfd)
 		*pidfd = -1
 	}
-	return errors.New(string(msg))
+	return fail
+}
+
+// launchError is a launcher's failure as it reported it: errors.Is finds
+// its errno (EAGAIN from setuid at RLIMIT_NPROC, ENOMEM...), as it would
+// for a failed fork+exec.
+type launchError struct {
+	errno syscall.Errno
+	msg   string
+}
+
+func (e launchError) Error() string { return e.msg }
+
+func (e launchError) Unwrap() error {
+	if e.errno == 0 {
+		return nil
+	}
+	return e.errno
 }
 
 func (s *Spec) displayPath() string {
@@ -345,7 +370,10 @@ func reportLaunch(err error) bool {
 	if statusFD < 0 {
 		return false
 	}
-	_, werr := unix.Write(statusFD, []byte(err.Error()))
+	var errno syscall.Errno
+	errors.As(err, &errno)
+	report := binary.NativeEndian.AppendUint32(nil, uint32(errno))
+	_, werr := unix.Write(statusFD, append(report, err.Error()...))
 	return werr == nil
 }
 
@@ -409,23 +437,51 @@ func intSlice(u []uint32) []int {
 	return out
 }
 
-// NotRootNotes lists, for a superd not running as root, the services whose
-// user, group or groups name anyone but superd itself: they are ignored
-// (credentialFor), and each note says so at the service's file:line:col.
-// A root superd gets none.
+// switchesUsers says whether superd may run children as other users: it is
+// root, or has CAP_SETUID and CAP_SETGID in its effective set (a service
+// account given them, with systemd's AmbientCapabilities= say).
+var switchesUsers = sync.OnceValue(func() bool {
+	if os.Geteuid() == 0 {
+		return true
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	const need = 1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID
+	return data[0].Effective&need == need
+})
+
+// NotRootNotes lists, for a superd that may not switch users (not root,
+// without CAP_SETUID and CAP_SETGID), the services whose user, group or
+// groups ask for another user or groups than superd's: they are ignored
+// (credentialFor), and each note says which, at the service's
+// file:line:col. Any other superd gets none.
 func NotRootNotes(cfg *config.Config) []string {
-	euid := os.Geteuid()
-	if euid == 0 {
+	if switchesUsers() {
 		return nil
 	}
+	euid, egid := os.Geteuid(), os.Getegid()
 	var notes []string
 	for _, svc := range cfg.Services {
 		c := svc.Credential
-		if c == nil || (int(c.UID) == euid && int(c.GID) == os.Getegid()) {
+		if c == nil {
 			continue
 		}
-		notes = append(notes, fmt.Sprintf("%s:%d:%d: services.%s.user: %s ignored: superd is not root, so its children run as superd's own user (uid %d), as xinetd's do",
-			svc.Pos.File, svc.Pos.Line, svc.Pos.Col, svc.Name, c.User, euid))
+		var key, what string
+		switch {
+		case int(c.UID) != euid:
+			key, what = "user", c.User
+		case int(c.GID) != egid:
+			key, what = "group", "gid "+strconv.Itoa(int(c.GID))
+		case !sameGroups(c.Groups, c.GID):
+			key, what = "groups", fmt.Sprint(c.Groups)
+		default:
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s:%d:%d: services.%s.%s: %s ignored: superd may not switch users (it is not root and lacks CAP_SETUID and CAP_SETGID), so its children run as superd's own user (uid %d) and groups, as xinetd's do",
+			svc.Pos.File, svc.Pos.Line, svc.Pos.Col, svc.Name, key, what, euid))
 	}
 	return notes
 }

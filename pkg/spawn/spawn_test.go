@@ -1,7 +1,10 @@
 package spawn
 
 import (
+	"errors"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -59,7 +62,12 @@ func TestOnlyServicesThatNeedItUseTheLauncher(t *testing.T) {
 // startAndWait starts spec's child with /dev/null as its fds and waits
 // for it through its pidfd, as the loop does.
 func startAndWait(tb testing.TB, spec *Spec, null int) unix.WaitStatus {
-	pid, pidfd, err := spec.Start([]int{null, null, null}, []string{config.DefaultPath})
+	return startAndWaitOn(tb, spec, []int{null, null, null})
+}
+
+// startAndWaitOn is startAndWait with files as the child's fds.
+func startAndWaitOn(tb testing.TB, spec *Spec, files []int) unix.WaitStatus {
+	pid, pidfd, err := spec.Start(files, []string{config.DefaultPath})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,6 +97,54 @@ func TestStartReturnsAPidfdThatSignalsExit(t *testing.T) {
 	}
 	if _, _, err := NewSpec(service(func(s *config.Service) { s.Exec = []string{"/nonexistent"} })).Start([]int{null, null, null}, nil); err == nil {
 		t.Error("starting a missing program did not fail")
+	}
+}
+
+// A launcher that cannot start the program reports it on the status pipe:
+// Start fails with the launcher's errno, the launcher reaped, and no pidfd
+// left open; a program it starts is Start's child as without it, with the
+// status fd closed before the program's first instruction.
+func TestLauncherReportsFailureWithItsErrno(t *testing.T) {
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(null)
+	launched := func(exe ...string) *Spec {
+		spec := NewSpec(service(func(s *config.Service) { s.Exec, s.Nice = exe, 1 }))
+		if !spec.UsesLauncher() {
+			t.Fatal("nice: 1 does not use the launcher")
+		}
+		return spec
+	}
+	pidfd := -1
+	pid, err := launched("/nonexistent/program").start([]int{null, null, null}, nil, &pidfd)
+	if !errors.Is(err, syscall.ENOENT) || !strings.Contains(err.Error(), "exec /nonexistent/program") {
+		t.Errorf("Start of a missing program through the launcher: %d, %v; want ENOENT, naming the program", pid, err)
+	}
+	if pidfd != -1 {
+		t.Errorf("pidfd %d left open after a failed launch", pidfd)
+	}
+	var ws unix.WaitStatus
+	if _, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); err != unix.ECHILD {
+		t.Errorf("a child is left after a failed launch (wait4: %v)", err)
+	}
+	// The status fd (3 here) is not the program's: ls of /proc/self/fd
+	// through the launcher lists 0, 1, 2 and its own directory fd only
+	// (once this process's inherited fds are close-on-exec, as superd
+	// makes its own at start).
+	if err := CloseInheritedOnExec(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.CreateTemp(t.TempDir(), "fds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	ws = startAndWaitOn(t, launched("/bin/ls", "/proc/self/fd"), []int{null, int(out.Fd()), null})
+	listing, _ := os.ReadFile(out.Name())
+	if ws.ExitStatus() != 0 || strings.Join(strings.Fields(string(listing)), " ") != "0 1 2 3" {
+		t.Errorf("the program's fds: %q (exit %d), want 0 1 2 and ls's own 3", listing, ws.ExitStatus())
 	}
 }
 
