@@ -212,7 +212,7 @@ func keyOf(a listener.Address) bindKey {
 // requires: a service that binds an address an earlier one binds, or a
 // wildcard whose family's address on that port an earlier one binds (or
 // the other way round), is disabled (both super-servers also run only one
-// of them: the second bind fails), and a
+// of them: the second bind fails, over TCP at least), and a
 // dual-stack [::] socket that shares its port with an IPv4 socket becomes
 // IPv6-only, so that IPv4 clients reach the service written for them.
 // laterWhy says, for a warning, why the old super-server ran only the
