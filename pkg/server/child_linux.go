@@ -330,7 +330,7 @@ func (c *child) ready(s *Server, _ uint32) {
 	case s.stopping:
 		svc.waitChild = nil
 	case svc.socks != nil:
-		svc.rearmWait(s, ran, svc.waitExitWhy(ran, outcome, marks))
+		svc.rearmWait(s, ran, s.waitExitWhy(svc, ran, outcome, marks))
 	case svc.state == StateFailed:
 		// A reload changed a socket's options while this child held
 		// the old one, so the new one could not bind: it can now.

@@ -49,6 +49,7 @@ func (s *Server) apply(cfg *config.Config) {
 	for _, svc := range old {
 		oldByName[svc.cfg.Name] = svc
 		svc.disarm(s)
+		delete(s.suspects, svc) // its successor starts afresh
 		for _, sk := range svc.socks {
 			oldSocks[keyOf(*sk.cfg)] = sk
 		}

@@ -62,6 +62,9 @@ type Server struct {
 	// draining are the services reloads removed that still have
 	// children, by name (drained).
 	draining map[string][]*service
+	// suspects are the wait-mode services whose quick exits have left
+	// a listening stream socket readable, since when (waitExitWhy).
+	suspects map[*service]time.Time
 	sessions map[*session]struct{}
 	// dgram and reply are the UDP built-ins' buffers, made on first use.
 	dgram, reply []byte

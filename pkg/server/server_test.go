@@ -601,35 +601,53 @@ services:
 	})
 }
 
-// A wait-mode program that exits 0 at once without reading its datagram
-// socket leaves the datagram waiting and the socket readable: without a
-// limit, superd would start it again and again.
-func TestWaitModeChildLeavingItsDatagramIsBackedOff(t *testing.T) {
+// A wait-mode program that exits 0 at once without taking its socket
+// leaves the client waiting and the socket readable: without a limit,
+// superd would start it again and again. Datagram sockets are judged from
+// the first child (the datagram is peeked), stream sockets from the
+// second (the first quick exit makes superd name the waiting connections
+// from then on).
+func TestWaitModeChildLeavingItsClientWaitingIsBackedOff(t *testing.T) {
 	if unsafe.Sizeof(service{}) > 144 {
 		// The streak's counter lives in the padding after active.
 		t.Errorf("service is %d bytes, more than 144: a 10,000-service superd holds 10,000", unsafe.Sizeof(service{}))
 	}
-	for _, network := range []string{"udp", "unixgram"} {
-		t.Run(network, func(t *testing.T) {
-			addr := "127.0.0.1:" + itoa(freePort(t, "udp"))
-			listen := "udp://" + addr
-			if network == "unixgram" {
+	for _, tc := range []struct {
+		network string
+		judged  int // exits before the first back-off; 0: at least unservedLimit
+	}{
+		{"udp", unservedLimit},
+		{"unixgram", unservedLimit},
+		// Stream sockets are named only once quick exits have kept the
+		// socket readable for suspicionLag: however many children that
+		// second took, then unservedLimit more.
+		{"tcp", 0},
+		{"unix", 0},
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			addr, listen := "", ""
+			switch tc.network {
+			case "udp", "tcp":
+				addr = "127.0.0.1:" + itoa(freePort(t, tc.network))
+				listen = tc.network + "://" + addr
+			default:
 				addr = filepath.Join(t.TempDir(), "lazy.sock")
-				listen = "unixgram://" + addr
+				listen = tc.network + "://" + addr
 			}
 			h := start(t, `
 services:
   lazy:
     listen: `+listen+`
+    mode: wait
     exec: [/bin/true]
 `)
-			c, err := net.Dial(network, addr)
+			c, err := net.Dial(tc.network, addr)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
 			c.Write([]byte("x"))
-			const why = "children keep exiting quickly without reading what waits on the socket; backing off"
+			const why = "children keep exiting quickly without taking what waits on the socket; backing off"
 			// Judged from the log, which the loop writes in order: a
 			// snapshot during the 1 s back-off could come too late on a
 			// loaded machine.
@@ -649,13 +667,18 @@ services:
 				}
 				return len(backoffs) >= 2
 			})
-			// 20 children, then 1 s; still nobody reads the datagram,
-			// so the next child backs off at once, for twice as long.
+			// Then 1 s; still nobody takes the client, so the next
+			// child backs off at once, for twice as long.
 			if backoffs[0] != time.Second || backoffs[1] != 2*time.Second {
 				t.Errorf("back-offs %v, want 1s then 2s", backoffs)
 			}
-			if exitsBefore[0] != unservedLimit || exitsBefore[1] != unservedLimit+1 {
-				t.Errorf("children before each back-off: %v, want %d then %d", exitsBefore, unservedLimit, unservedLimit+1)
+			switch {
+			case tc.judged != 0 && exitsBefore[0] != tc.judged:
+				t.Errorf("children before the first back-off: %d, want %d", exitsBefore[0], tc.judged)
+			case tc.judged == 0 && exitsBefore[0] < unservedLimit+1:
+				t.Errorf("children before the first back-off: %d, want at least %d", exitsBefore[0], unservedLimit+1)
+			case exitsBefore[1] != exitsBefore[0]+1:
+				t.Errorf("children before each back-off: %v, want one more before the second", exitsBefore)
 			}
 			if got := h.exits("lazy", metrics.OutcomeFailure); got != 0 {
 				t.Errorf("failed exits = %v, want none: /bin/true succeeds", got)
@@ -701,27 +724,33 @@ services:
 			t.Errorf("%d back-offs for children that each served a datagram", got)
 		}
 	})
-	t.Run("tcp", func(t *testing.T) {
-		port := freePort(t, "tcp")
-		h := start(t, `
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:" + itoa(freePort(t, "tcp"))
+			if network == "unix" {
+				addr = filepath.Join(t.TempDir(), "oneshot.sock")
+			}
+			h := start(t, `
 services:
   oneshot:
-    listen: tcp://127.0.0.1:`+itoa(port)+`
+    listen: `+network+`://`+addr+`
     mode: wait
     exec: ["{{BIN}}", "superd-helper", "stdio-accept"]
 `)
-		// Clients back to back, each connecting as soon as the last
-		// answer is in: the next one usually waits when a child exits.
-		const n = 3 * unservedLimit
-		for i := 0; i < n; i++ {
-			if r, _ := dialReport(t, "tcp", "127.0.0.1:"+itoa(port)); r.PID == 0 {
-				t.Fatalf("client %d: no report", i)
+			// Clients back to back, each connecting as soon as the last
+			// answer is in: the next one usually waits when a child
+			// exits, and superd looks closely at the child after.
+			const n = 3 * unservedLimit
+			for i := 0; i < n; i++ {
+				if r, _ := dialReport(t, network, addr); r.PID == 0 {
+					t.Fatalf("client %d: no report", i)
+				}
 			}
-		}
-		if got := h.logs.FilterMessageSnippet("backing off").Len(); got != 0 {
-			t.Errorf("%d back-offs for children that each accepted a connection", got)
-		}
-	})
+			if got := h.logs.FilterMessageSnippet("backing off").Len(); got != 0 {
+				t.Errorf("%d back-offs for children that each accepted a connection", got)
+			}
+		})
+	}
 }
 
 // TestWaitModeIgnoresAnEmptyReadiness delivers a readiness to a wait-mode

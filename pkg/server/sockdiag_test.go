@@ -1,0 +1,110 @@
+package server
+
+import (
+	"encoding/binary"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// The connections sock_diag names as waiting are exactly those completed
+// and not accepted, for TCP (by cookie) and UNIX (by inode) listeners.
+func TestPendingConnectionsAreNamedUntilAccepted(t *testing.T) {
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			addr := "127.0.0.1:0"
+			if network == "unix" {
+				addr = filepath.Join(t.TempDir(), "l.sock")
+			}
+			l, err := net.Listen(network, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			f, err := l.(interface{ File() (*os.File, error) }).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			waiting := streamWaiting(int(f.Fd()))
+			if waiting == nil {
+				t.Fatal("a listening socket has no way to list what waits")
+			}
+			list := func() map[uint64]bool {
+				t.Helper()
+				p, err := waiting()
+				if err != nil {
+					t.Fatalf("sock_diag: %v", err)
+				}
+				return p
+			}
+			if p := list(); len(p) != 0 {
+				t.Fatalf("%d waiting before any client", len(p))
+			}
+			for range 2 {
+				c, err := net.Dial(network, l.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+			}
+			var before map[uint64]bool
+			waitFor(t, "two connections waiting", func() bool { before = list(); return len(before) == 2 })
+			c, err := l.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			after := list()
+			if len(after) != 1 {
+				t.Fatalf("%d waiting after one accept, want 1", len(after))
+			}
+			for id := range after {
+				if !before[id] {
+					t.Errorf("the connection still waiting (%x) was not among the two before", id)
+				}
+			}
+		})
+	}
+	// Not a listening stream socket: nothing to list.
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	uf, err := u.(*net.UDPConn).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uf.Close()
+	if streamWaiting(int(uf.Fd())) != nil {
+		t.Error("a UDP socket was taken for a listening stream socket")
+	}
+}
+
+// FuzzDiagMessages feeds the sock_diag reply parsers what a kernel (or
+// anything else on the socket) might send: they must return, never panic
+// or read past a message.
+func FuzzDiagMessages(f *testing.F) {
+	msg := func(typ uint16, payload []byte) []byte {
+		b := binary.NativeEndian.AppendUint32(nil, uint32(16+len(payload)))
+		b = binary.NativeEndian.AppendUint16(b, typ)
+		b = append(b, make([]byte, 10)...)
+		return append(b, payload...)
+	}
+	inet := make([]byte, sizeofInetDiagMsg)
+	binary.NativeEndian.PutUint64(inet[44:], 0xc00c1e)
+	icons := []byte{8, 0, unixDiagICons, 0, 7, 0, 0, 0}
+	f.Add(append(msg(sockDiagByFamily, inet), msg(unix.NLMSG_DONE, nil)...), true)
+	f.Add(msg(sockDiagByFamily, append(make([]byte, sizeofUnixDiagMsg), icons...)), false)
+	f.Add(msg(unix.NLMSG_ERROR, []byte{0xfe, 0xff, 0xff, 0xff}), false)
+	f.Fuzz(func(t *testing.T, b []byte, dump bool) {
+		for _, parse := range []func(map[uint64]bool, uint16, []byte) error{inetPending, unixPending} {
+			pending := map[uint64]bool{}
+			diagMessages(b, dump, func(typ uint16, m []byte) error { return parse(pending, typ, m) })
+		}
+	})
+}
