@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -604,9 +606,9 @@ services:
 // A wait-mode program that exits 0 at once without taking its socket
 // leaves the client waiting and the socket readable: without a limit,
 // superd would start it again and again. Datagram sockets are judged from
-// the first child (the datagram is peeked), stream sockets from the
-// second (the first quick exit makes superd name the waiting connections
-// from then on).
+// the first child (the datagram is peeked), stream sockets once quick
+// exits have kept them readable for suspicionLag (superd then names the
+// waiting connections).
 func TestWaitModeChildLeavingItsClientWaitingIsBackedOff(t *testing.T) {
 	if unsafe.Sizeof(service{}) > 144 {
 		// The streak's counter lives in the padding after active.
@@ -625,6 +627,12 @@ func TestWaitModeChildLeavingItsClientWaitingIsBackedOff(t *testing.T) {
 		{"unix", 0},
 	} {
 		t.Run(tc.network, func(t *testing.T) {
+			if tc.judged == 0 {
+				needDiag(t)
+				saved := suspicionLag
+				suspicionLag = 50 * time.Millisecond
+				t.Cleanup(func() { suspicionLag = saved })
+			}
 			addr, listen := "", ""
 			switch tc.network {
 			case "udp", "tcp":
@@ -726,6 +734,12 @@ services:
 	})
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
+			needDiag(t)
+			// superd names the waiting connections once quick exits have
+			// kept the socket readable this long (1 s in superd).
+			saved := suspicionLag
+			suspicionLag = 50 * time.Millisecond
+			t.Cleanup(func() { suspicionLag = saved })
 			addr := "127.0.0.1:" + itoa(freePort(t, "tcp"))
 			if network == "unix" {
 				addr = filepath.Join(t.TempDir(), "oneshot.sock")
@@ -737,17 +751,45 @@ services:
     mode: wait
     exec: ["{{BIN}}", "superd-helper", "stdio-accept"]
 `)
-			// Clients back to back, each connecting as soon as the last
-			// answer is in: the next one usually waits when a child
-			// exits, and superd looks closely at the child after.
-			const n = 3 * unservedLimit
-			for i := 0; i < n; i++ {
-				if r, _ := dialReport(t, network, addr); r.PID == 0 {
-					t.Fatalf("client %d: no report", i)
-				}
+			// Four clients at once, each connecting again as soon as
+			// its answer is in, for well over the lag: a child finds
+			// several waiting and takes one, and superd names them.
+			queries := diagQueries.Load()
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			deadline := time.Now().Add(20 * suspicionLag)
+			for range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for time.Now().Before(deadline) {
+						c, err := net.DialTimeout(network, addr, 10*time.Second)
+						if err == nil {
+							c.SetDeadline(time.Now().Add(10 * time.Second))
+							var b []byte
+							b, err = io.ReadAll(c)
+							c.Close()
+							if err == nil && len(b) == 0 {
+								err = io.ErrUnexpectedEOF
+							}
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("a client: %v", err)
 			}
 			if got := h.logs.FilterMessageSnippet("backing off").Len(); got != 0 {
 				t.Errorf("%d back-offs for children that each accepted a connection", got)
+			}
+			if diagQueries.Load() == queries {
+				t.Error("superd never named the waiting connections: the test did not reach what it tests")
 			}
 		})
 	}

@@ -77,8 +77,9 @@ type service struct {
 	// removed is set on a service a reload removed while it had
 	// children: its metrics go when the last one ends (Server.drained).
 	removed bool
-	// unserved counts the wait-mode children in a row that exited
-	// quickly, without failing, and left a socket readable (saturating).
+	// unserved is 0, or 1 for a lasting suspicion that wait-mode
+	// children leave their clients waiting, plus one for each child in
+	// a row judged to have done so (waitExitWhy; saturating).
 	unserved uint8
 	// activations counts children started since superd started.
 	activations uint64

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/binary"
 	"errors"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,9 +21,6 @@ import (
 const (
 	sockDiagByFamily = 20 // SOCK_DIAG_BY_FAMILY
 
-	inetDiagReqBytecode = 1  // INET_DIAG_REQ_BYTECODE
-	inetDiagBCSEq       = 11 // INET_DIAG_BC_S_EQ (Linux 4.16)
-
 	unixDiagShowICons = 0x08 // UDIAG_SHOW_ICONS
 	unixDiagICons     = 3    // UNIX_DIAG_ICONS
 
@@ -34,11 +32,14 @@ const (
 
 var errDiag = errors.New("sock_diag: unexpected reply")
 
-// pendingTCP returns the cookies of the connections completed on the
-// local port of fd, a listening TCP socket of the given family, that no
-// one has accepted yet.
-func pendingTCP(family int, port uint16) (map[uint64]bool, error) {
-	req := make([]byte, unix.NLMSG_HDRLEN+sizeofInetDiagReqV2+unix.SizeofRtAttr+8)
+// diagQueries counts sock_diag requests, for tests.
+var diagQueries atomic.Int64
+
+// pendingTCP returns the cookies of the TCP connections of the given
+// family on local port port that no one has accepted yet (each counted
+// once: a cookie names one connection).
+func pendingTCP(family int, port uint16) (map[uint64]int, error) {
+	req := make([]byte, unix.NLMSG_HDRLEN+sizeofInetDiagReqV2)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
 	ne.PutUint16(req[4:], sockDiagByFamily)
@@ -46,37 +47,38 @@ func pendingTCP(family int, port uint16) (map[uint64]bool, error) {
 	r := req[unix.NLMSG_HDRLEN:]
 	r[0] = byte(family)
 	r[1] = unix.IPPROTO_TCP
-	// Established, and close-wait for a client that already hung up.
+	// Established, and close-wait for a client that already hung up. (A
+	// TCP Fast Open connection waits in SYN_RECV: not named, so a child
+	// that leaves one is not judged by it.)
 	ne.PutUint32(r[4:], 1<<unix.BPF_TCP_ESTABLISHED|1<<unix.BPF_TCP_CLOSE_WAIT)
-	// A filter run in the kernel: source (local) port == port.
-	a := r[sizeofInetDiagReqV2:]
-	ne.PutUint16(a[0:], unix.SizeofRtAttr+8)
-	ne.PutUint16(a[2:], inetDiagReqBytecode)
-	bc := a[unix.SizeofRtAttr:]
-	bc[0], bc[1] = inetDiagBCSEq, 8 // match: jump to the end (accept)
-	ne.PutUint16(bc[2:], 8+4)       // no match: jump past it (reject)
-	ne.PutUint16(bc[6:], port)      // the next op's "no" holds the port
-	pending := map[uint64]bool{}
+	// idiag_sport, in network order: the kernel skips other local ports
+	// as it walks its table (every kernel with sock_diag; the bytecode
+	// op INET_DIAG_BC_S_EQ would need 4.16).
+	binary.BigEndian.PutUint16(r[8:], port)
+	pending := map[uint64]int{}
 	err := sockDiag(req, func(typ uint16, m []byte) error { return inetPending(pending, typ, m) })
 	return pending, err
 }
 
 // inetPending adds the cookie of m, one inet_diag_msg, to pending if no
 // file holds its connection yet.
-func inetPending(pending map[uint64]bool, typ uint16, m []byte) error {
+func inetPending(pending map[uint64]int, typ uint16, m []byte) error {
 	if typ != sockDiagByFamily || len(m) < sizeofInetDiagMsg {
 		return errDiag
 	}
 	ne := binary.NativeEndian
 	if ne.Uint32(m[68:]) == 0 { // idiag_inode: no file yet
-		pending[ne.Uint64(m[44:])] = true // idiag_cookie
+		pending[ne.Uint64(m[44:])]++ // idiag_cookie
 	}
 	return nil
 }
 
-// pendingUnix returns the inodes of the connections waiting on the UNIX
-// listening socket whose inode is ino.
-func pendingUnix(ino uint64) (map[uint64]bool, error) {
+// pendingUnix returns the connections waiting on the UNIX listening socket
+// whose inode is ino, by their clients' inodes, counted: a client that has
+// closed its end is inode 0, however many there are. (The kernel answers
+// one such request in about a page: beyond some 1,900 pending connections
+// it fails with EMSGSIZE, and the service is not judged.)
+func pendingUnix(ino uint64) (map[uint64]int, error) {
 	req := make([]byte, unix.NLMSG_HDRLEN+sizeofUnixDiagReq)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
@@ -88,14 +90,14 @@ func pendingUnix(ino uint64) (map[uint64]bool, error) {
 	ne.PutUint32(r[8:], uint32(ino))
 	ne.PutUint32(r[12:], unixDiagShowICons)
 	ne.PutUint64(r[16:], ^uint64(0)) // INET_DIAG_NOCOOKIE: by inode alone
-	pending := map[uint64]bool{}
+	pending := map[uint64]int{}
 	err := sockDiag(req, func(typ uint16, m []byte) error { return unixPending(pending, typ, m) })
 	return pending, err
 }
 
 // unixPending adds the inodes m, one unix_diag_msg, lists as pending
 // connections (its UNIX_DIAG_ICONS attribute) to pending.
-func unixPending(pending map[uint64]bool, typ uint16, m []byte) error {
+func unixPending(pending map[uint64]int, typ uint16, m []byte) error {
 	if typ != sockDiagByFamily || len(m) < sizeofUnixDiagMsg {
 		return errDiag
 	}
@@ -107,7 +109,7 @@ func unixPending(pending map[uint64]bool, typ uint16, m []byte) error {
 		}
 		if ne.Uint16(attrs[2:]) == unixDiagICons {
 			for v := attrs[unix.SizeofRtAttr:l]; len(v) >= 4; v = v[4:] {
-				pending[uint64(ne.Uint32(v))] = true
+				pending[uint64(ne.Uint32(v))]++
 			}
 		}
 		attrs = attrs[min((l+3)&^3, len(attrs)):]
@@ -118,11 +120,17 @@ func unixPending(pending map[uint64]bool, typ uint16, m []byte) error {
 // sockDiag sends req on a new NETLINK_SOCK_DIAG socket and hands each
 // reply's payload to each, until the end of a dump or of a single reply.
 func sockDiag(req []byte, each func(typ uint16, payload []byte) error) error {
+	diagQueries.Add(1)
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
+	// The loop waits for the answer: never for long.
+	tv := unix.Timeval{Sec: 1}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return err
+	}
 	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return err
 	}

@@ -47,8 +47,8 @@ type queueMark struct {
 	head uint64
 	// pending names the connections waiting on a listening stream
 	// socket (nil: not looked at), and waiting lists them again.
-	pending map[uint64]bool
-	waiting func() (map[uint64]bool, error)
+	pending map[uint64]int
+	waiting func() (map[uint64]int, error)
 }
 
 // markQueues marks every socket of svc, before its wait-mode child starts.
@@ -99,7 +99,7 @@ func sockaddrString(sa unix.Sockaddr) string {
 
 // streamWaiting returns how to list the connections waiting on fd, a
 // listening TCP or UNIX stream (or seqpacket) socket; nil for any other.
-func streamWaiting(fd int) func() (map[uint64]bool, error) {
+func streamWaiting(fd int) func() (map[uint64]int, error) {
 	if listening, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || listening == 0 {
 		return nil
 	}
@@ -109,15 +109,15 @@ func streamWaiting(fd int) func() (map[uint64]bool, error) {
 	}
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		return func() (map[uint64]bool, error) { return pendingTCP(unix.AF_INET, uint16(a.Port)) }
+		return func() (map[uint64]int, error) { return pendingTCP(unix.AF_INET, uint16(a.Port)) }
 	case *unix.SockaddrInet6:
-		return func() (map[uint64]bool, error) { return pendingTCP(unix.AF_INET6, uint16(a.Port)) }
+		return func() (map[uint64]int, error) { return pendingTCP(unix.AF_INET6, uint16(a.Port)) }
 	case *unix.SockaddrUnix:
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) != nil {
 			return nil
 		}
-		return func() (map[uint64]bool, error) { return pendingUnix(st.Ino) }
+		return func() (map[uint64]int, error) { return pendingUnix(st.Ino) }
 	}
 	return nil
 }
@@ -130,7 +130,7 @@ func streamWaiting(fd int) func() (map[uint64]bool, error) {
 // 0.25 x the floor when every such exit led to one). One-shot children
 // serving clients back to back then cost one dump a second; a program that
 // accepts nothing spins for a second before it is judged.
-const suspicionLag = time.Second
+var suspicionLag = time.Second // a variable for tests
 
 // waitExitWhy is why a wait-mode child's exit calls for a back-off, or ""
 // if it does not: it failed, or it is the unservedLimit-th child in a row
@@ -178,12 +178,16 @@ func (s *Server) clearSuspicion(svc *service) {
 	delete(s.suspects, svc)
 }
 
-// leftUntaken says whether a client that waited on one of svc's sockets
-// when the child started waits there still (untaken), or, where the child
-// started unmarked, whether a listening stream socket is still readable
+// leftUntaken says whether the child took none of the clients that
+// waited on svc's sockets as it started (untaken): every socket that can
+// be judged was, and on none did one go — the same first datagram, every
+// connection named then named still. A child that takes one client of
+// several, on any socket, took something. Where the child started
+// unmarked, it says whether a listening stream socket is still readable
 // (suspect). A mark whose fd is no longer one of svc's, after a reload, is
 // passed over.
 func (svc *service) leftUntaken(marks []queueMark) (untaken, suspect bool) {
+	judged := false
 	for _, m := range marks {
 		var sk *socket
 		for _, s := range svc.socks {
@@ -194,22 +198,24 @@ func (svc *service) leftUntaken(marks []queueMark) (untaken, suspect bool) {
 		switch {
 		case sk == nil:
 		case m.head != 0:
-			if datagramHead(sk.fd) == m.head {
-				return true, false
+			if datagramHead(sk.fd) != m.head {
+				return false, false
 			}
+			judged = true
 		case m.pending != nil:
 			now, err := m.waiting()
 			if err != nil {
 				continue
 			}
-			for id := range m.pending {
-				if now[id] {
-					return true, false
+			for id, n := range m.pending {
+				if now[id] < n {
+					return false, false
 				}
 			}
+			judged = true
 		default:
 			suspect = suspect || (datagramHead(sk.fd) == 0 && readable(sk.fd) && streamWaiting(sk.fd) != nil)
 		}
 	}
-	return false, suspect
+	return judged, suspect && !judged
 }
