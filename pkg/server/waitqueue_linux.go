@@ -17,15 +17,16 @@ import (
 // its socket and exits 0 must not make superd spin either. It is systemd's
 // trigger limit for a socket without Accept (20 activations).
 //
-// What counts is whether the client the child was started for is still
-// there, not whether the socket is still readable: a program that serves
-// one client and exits while others queue takes one each time and is
-// never held back.
+// What counts is whether the child took any of the clients that waited as
+// it started (leftUntaken), not whether the socket is still readable: a
+// program that serves one client and exits while others queue takes one
+// each time and is never held back.
 //   - On a datagram socket the first datagram waiting is peeked (sender,
 //     length, first bytes) as the child starts and at its exit.
 //   - On a listening stream socket the waiting connections are named by
 //     sock_diag (sockdiag_linux.go): the cookies of TCP connections no one
-//     accepted, the inodes of a UNIX listener's pending ones. That query
+//     accepted, a UNIX listener's pending ones by their clients' inodes
+//     (counted: every client that has closed is inode 0). That query
 //     can take milliseconds, so a child's start makes it only while the
 //     service is under suspicion: once quick exits have left the socket
 //     readable for suspicionLag (unserved is then at least 1, but those
