@@ -64,7 +64,8 @@ func loadConfig(path string) (*config.Config, error) {
 }
 
 // checkCmd validates a configuration without touching any socket. What a
-// superd run by the same user would ignore is a warning on stderr.
+// superd run by the same user would ignore, and a program it could not
+// run, is a warning on stderr.
 func checkCmd(args []string, stdout, stderr io.Writer) error {
 	path, cfg, err := configFromArgs("check", args)
 	if err != nil {

@@ -39,12 +39,8 @@ var diagQueries atomic.Int64
 // family on local port port that no one has accepted yet (each counted
 // once: a cookie names one connection).
 func pendingTCP(family int, port uint16) (map[uint64]int, error) {
-	req := make([]byte, unix.NLMSG_HDRLEN+sizeofInetDiagReqV2)
+	req, r := diagRequest(sizeofInetDiagReqV2, unix.NLM_F_DUMP)
 	ne := binary.NativeEndian
-	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], sockDiagByFamily)
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	r := req[unix.NLMSG_HDRLEN:]
 	r[0] = byte(family)
 	r[1] = unix.IPPROTO_TCP
 	// Established, and close-wait for a client that already hung up. (A
@@ -79,12 +75,8 @@ func inetPending(pending map[uint64]int, typ uint16, m []byte) error {
 // one such request in about a page: beyond some 1,900 pending connections
 // it fails with EMSGSIZE, and the service is not judged.)
 func pendingUnix(ino uint64) (map[uint64]int, error) {
-	req := make([]byte, unix.NLMSG_HDRLEN+sizeofUnixDiagReq)
+	req, r := diagRequest(sizeofUnixDiagReq, 0)
 	ne := binary.NativeEndian
-	ne.PutUint32(req[0:], uint32(len(req)))
-	ne.PutUint16(req[4:], sockDiagByFamily)
-	ne.PutUint16(req[6:], unix.NLM_F_REQUEST)
-	r := req[unix.NLMSG_HDRLEN:]
 	r[0] = unix.AF_UNIX
 	ne.PutUint32(r[4:], ^uint32(0)) // any state
 	ne.PutUint32(r[8:], uint32(ino))
@@ -115,6 +107,16 @@ func unixPending(pending map[uint64]int, typ uint16, m []byte) error {
 		attrs = attrs[min((l+3)&^3, len(attrs)):]
 	}
 	return nil
+}
+
+// diagRequest is a sock_diag request of a body of size bytes, with flags
+// besides NLM_F_REQUEST: the whole message, and its body to fill in.
+func diagRequest(size int, flags uint16) (req, body []byte) {
+	req = make([]byte, unix.NLMSG_HDRLEN+size)
+	binary.NativeEndian.PutUint32(req[0:], uint32(len(req)))
+	binary.NativeEndian.PutUint16(req[4:], sockDiagByFamily)
+	binary.NativeEndian.PutUint16(req[6:], unix.NLM_F_REQUEST|flags)
+	return req, req[unix.NLMSG_HDRLEN:]
 }
 
 // sockDiag sends req on a new NETLINK_SOCK_DIAG socket and hands each

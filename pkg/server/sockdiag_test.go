@@ -25,12 +25,7 @@ func TestPendingConnectionsAreNamedUntilAccepted(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			f, err := l.(interface{ File() (*os.File, error) }).File()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			waiting := streamWaiting(int(f.Fd()))
+			waiting := streamWaiting(fdOf(t, l))
 			if waiting == nil {
 				t.Fatal("a listening socket has no way to list what waits")
 			}
@@ -76,14 +71,21 @@ func TestPendingConnectionsAreNamedUntilAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer u.Close()
-	uf, err := u.(*net.UDPConn).File()
+	if streamWaiting(fdOf(t, u)) != nil {
+		t.Error("a UDP socket was taken for a listening stream socket")
+	}
+}
+
+// fdOf is a descriptor of s's socket (a duplicate, closed when the test
+// ends).
+func fdOf(t *testing.T, s any) int {
+	t.Helper()
+	f, err := s.(interface{ File() (*os.File, error) }).File()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer uf.Close()
-	if streamWaiting(int(uf.Fd())) != nil {
-		t.Error("a UDP socket was taken for a listening stream socket")
-	}
+	t.Cleanup(func() { f.Close() })
+	return int(f.Fd())
 }
 
 // needDiag skips a test where the kernel has no sock_diag for TCP and UNIX
@@ -98,12 +100,7 @@ func needDiag(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	f, err := l.(*net.UnixListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := streamWaiting(int(f.Fd()))(); err != nil {
+	if _, err := streamWaiting(fdOf(t, l))(); err != nil {
 		t.Skipf("no sock_diag for UNIX sockets here: %v", err)
 	}
 }
@@ -118,11 +115,7 @@ func TestClosedUnixClientsAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	f, err := l.(*net.UnixListener).File()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	fd := fdOf(t, l)
 	for range 2 {
 		c, err := net.Dial("unix", path)
 		if err != nil {
@@ -130,7 +123,7 @@ func TestClosedUnixClientsAreCounted(t *testing.T) {
 		}
 		c.Close()
 	}
-	p, err := streamWaiting(int(f.Fd()))()
+	p, err := streamWaiting(fd)()
 	if err != nil || len(p) != 1 || p[0] != 2 {
 		t.Errorf("two closed clients waiting: %v, %v; want inode 0 counted twice", p, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/superd/superd/pkg/listener"
 	"github.com/superd/superd/pkg/metrics"
 )
 
@@ -56,8 +57,10 @@ type queueMark struct {
 func markQueues(svc *service) []queueMark {
 	marks := make([]queueMark, len(svc.socks))
 	for i, sk := range svc.socks {
-		m := queueMark{fd: sk.fd, head: datagramHead(sk.fd)}
-		if m.head == 0 && svc.unserved > 0 {
+		m := queueMark{fd: sk.fd}
+		if sk.cfg.Address.Kind == listener.Datagram {
+			m.head = datagramHead(sk.fd)
+		} else if svc.unserved > 0 {
 			if m.waiting = streamWaiting(sk.fd); m.waiting != nil {
 				if pending, err := m.waiting(); err == nil && len(pending) > 0 {
 					m.pending = pending
@@ -74,9 +77,7 @@ func datagramHead(fd int) uint64 {
 	var buf [64]byte
 	n, from, err := unix.Recvfrom(fd, buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT|unix.MSG_TRUNC)
 	if err != nil {
-		// Nothing waits (EAGAIN), or not a datagram socket: a
-		// listening stream socket refuses recvfrom (ENOTCONN).
-		return 0
+		return 0 // nothing waits (EAGAIN)
 	}
 	h := fnv.New64a()
 	h.Write([]byte(strconv.Itoa(n)))
@@ -215,7 +216,7 @@ func (svc *service) leftUntaken(marks []queueMark) (untaken, suspect bool) {
 			}
 			judged = true
 		default:
-			suspect = suspect || (datagramHead(sk.fd) == 0 && readable(sk.fd) && streamWaiting(sk.fd) != nil)
+			suspect = suspect || (sk.cfg.Address.Kind != listener.Datagram && readable(sk.fd))
 		}
 	}
 	return judged, suspect && !judged
