@@ -17,13 +17,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/superd/superd/internal/testport"
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/listener"
 )
@@ -61,36 +61,10 @@ func waitUntil(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
-// freePort finds a loopback TCP port that nothing listens on now.
+// freePort is a loopback port free over TCP and UDP (testport.Free).
 func freePort(t *testing.T) int {
 	t.Helper()
-	// Never the same port twice in this test binary: the kernel may hand
-	// the port it just freed to the next request.
-	for {
-		p := anyFreePort(t)
-		portsMu.Lock()
-		given := portsGiven[p]
-		portsGiven[p] = true
-		portsMu.Unlock()
-		if !given {
-			return p
-		}
-	}
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-func anyFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testport.Free(t)
 }
 
 // worldDir is a temporary directory that children running as nobody can

@@ -153,12 +153,7 @@ func grepLines(text, word string) string {
 func TestCrashLoopingWaitChildIsBackedOff(t *testing.T) {
 	dir := worldDir(t)
 	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	udpAddr := pc.LocalAddr().String()
-	pc.Close()
+	udpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	cfg := writeFile(t, dir, "superd.yaml", fmt.Sprintf(`
 admin: {listen: "%s"}
 services:

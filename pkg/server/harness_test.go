@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/superd/superd/internal/testport"
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/metrics"
 )
@@ -51,46 +52,10 @@ func helperBinary(t testing.TB) string {
 	return helperBin
 }
 
-// freePort finds a TCP or UDP port on loopback that nothing listens on now
-// and that no earlier call in this test binary returned: the kernel may
-// hand the port it just freed to the next request, and a test asking for
-// two ports must get two.
-func freePort(t testing.TB, network string) int {
+// freePort is a loopback port free over TCP and UDP (testport.Free).
+func freePort(t testing.TB) int {
 	t.Helper()
-	for {
-		p := anyFreePort(t, network)
-		key := network[:3] + "/" + strconv.Itoa(p)
-		portsMu.Lock()
-		given := portsGiven[key]
-		portsGiven[key] = true
-		portsMu.Unlock()
-		if !given {
-			return p
-		}
-	}
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[string]bool{}
-)
-
-func anyFreePort(t testing.TB, network string) int {
-	t.Helper()
-	if strings.HasPrefix(network, "udp") {
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testport.Free(t)
 }
 
 // harness is one running Server with a log observer and its metrics.

@@ -37,7 +37,7 @@ func holdOpen(t *testing.T, src, addr string) (net.Conn, bool) {
 }
 
 func TestMaxInstancesHoldsUnderConcurrentClients(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   three:
@@ -117,7 +117,7 @@ services:
 }
 
 func TestMaxPerSourceCountsEachClientAddress(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   fair:
@@ -158,7 +158,7 @@ services:
 }
 
 func TestAllowDenyRefusesBeforeSpawning(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   guarded:
@@ -196,7 +196,7 @@ services:
 }
 
 func TestAccessTimesRefuseOutsideTheWindow(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	// A one-minute window twelve hours away is closed now.
 	now := time.Now()
 	from := now.Add(12 * time.Hour)
@@ -217,7 +217,7 @@ services:
 }
 
 func TestRateLimitPausesAndServesTheBacklogAfterwards(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   limited:
@@ -259,7 +259,7 @@ services:
 }
 
 func TestMaxDurationStopsTheChild(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   brief:
@@ -286,7 +286,7 @@ services:
 }
 
 func TestInternalServicesOverTCPAndUDP(t *testing.T) {
-	tcpPort, udpPort := freePort(t, "tcp"), freePort(t, "udp")
+	tcpPort, udpPort := freePort(t), freePort(t)
 	h := start(t, `
 services:
   echo-tcp:
@@ -335,7 +335,7 @@ func TestRedirectRelaysBothWays(t *testing.T) {
 		line, _ := bufio.NewReader(c).ReadString('\n')
 		fmt.Fprintf(c, "backend got %s", line)
 	}()
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   relay:

@@ -38,7 +38,7 @@ func (h *harness) blockLoop() (release func()) {
 }
 
 func TestReloadKeepsUnchangedSocketsWithTheirBacklog(t *testing.T) {
-	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	p1, p2 := freePort(t), freePort(t)
 	one := `
 services:
   keep:
@@ -96,7 +96,7 @@ services:
 }
 
 func TestReloadClosesRemovedAndRebindsChangedSockets(t *testing.T) {
-	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	p1, p2 := freePort(t), freePort(t)
 	h := start(t, `
 services:
   changes:
@@ -127,7 +127,7 @@ services:
 }
 
 func TestReloadNeverStopsRunningChildren(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   held:
@@ -163,7 +163,7 @@ services:
 }
 
 func TestReloadedWaitServiceKeepsItsRunningChild(t *testing.T) {
-	port := freePort(t, "udp")
+	port := freePort(t)
 	cfg := `
 services:
   dgram:
@@ -212,7 +212,7 @@ func dialEcho(t *testing.T, addr, msg string) string {
 }
 
 func TestReloadChangingOptionsOfASocketAWaitChildHoldsRebindsWhenItExits(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	cfg := func(backlog int) string {
 		return `
 services:
@@ -256,7 +256,7 @@ services:
 }
 
 func TestAChildFloodingStderrDoesNotStallTheLoop(t *testing.T) {
-	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	p1, p2 := freePort(t), freePort(t)
 	h := start(t, `
 services:
   noisy:
@@ -285,7 +285,7 @@ services:
 }
 
 func TestReloadKeepsARateLimitPauseWhileTheLimitStands(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	addr := "127.0.0.1:" + itoa(port)
 	limited := func(max int, pause string) string {
 		return `
@@ -357,7 +357,7 @@ services:
 // which alerts on superd_service_up leave out. A removed service's series
 // go once its last child ends, unless a reload configured the name again.
 func TestDisabledAndRemovedServicesInMetrics(t *testing.T) {
-	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	p1, p2 := freePort(t), freePort(t)
 	svc := func(name string, port int, disabled bool) string {
 		s := "  " + name + ":\n    listen: tcp://127.0.0.1:" + itoa(port) + "\n    exec: [\"{{BIN}}\", \"superd-helper\", \"hold\"]\n"
 		if disabled {
@@ -479,7 +479,7 @@ func TestDisabledAndRemovedServicesInMetrics(t *testing.T) {
 // A built-in serves its connections in superd: a reload that removes it
 // while one is open lists it as removed until the connection ends.
 func TestStatusListsARemovedBuiltinWhileItServes(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   echo:

@@ -54,7 +54,7 @@ func sameMap(a, b map[int]string) bool {
 }
 
 func TestAcceptStdioGivesConnectionEnvAndNothingElse(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   rep:
@@ -153,7 +153,7 @@ func TestFormatRemoteMatchesSeparateFormatting(t *testing.T) {
 }
 
 func TestDualStackWildcardServesBothFamiliesWithPlainAddresses(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	start(t, `
 services:
   rep:
@@ -172,7 +172,7 @@ services:
 }
 
 func TestAcceptListenFDsPutsConnectionOnFD3(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	start(t, `
 services:
   rep:
@@ -196,7 +196,7 @@ services:
 }
 
 func TestWaitListenFDsHandsEverySocketInOrderAndRearms(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	sock := filepath.Join(t.TempDir(), "svc.sock")
 	h := start(t, `
 services:
@@ -249,7 +249,7 @@ services:
 }
 
 func TestWaitStdioStreamChildAcceptsOnStdin(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	start(t, `
 services:
   one:
@@ -267,7 +267,7 @@ services:
 }
 
 func TestUDPWaitModeAnswersAndRearms(t *testing.T) {
-	port := freePort(t, "udp")
+	port := freePort(t)
 	h := start(t, `
 services:
   dgram:
@@ -288,7 +288,7 @@ services:
 }
 
 func TestStderrLinesAreLoggedWithServiceAndPid(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   noisy:
@@ -318,7 +318,7 @@ services:
 }
 
 func TestStderrSocketAndDiscard(t *testing.T) {
-	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	p1, p2 := freePort(t), freePort(t)
 	h := start(t, `
 services:
   tosock:
@@ -348,7 +348,7 @@ func TestProcessAttributesAreInForceAtExec(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("switching users needs root")
 	}
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	start(t, `
@@ -400,7 +400,7 @@ services:
 }
 
 func TestMaxInstancesClosesTheExtraConnection(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   one:
@@ -431,7 +431,7 @@ services:
 }
 
 func TestShutdownSignalsChildrenThenKillsStragglers(t *testing.T) {
-	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	p1, p2 := freePort(t), freePort(t)
 	h := start(t, `
 services:
   polite:
@@ -486,7 +486,7 @@ func TestAServiceThatCannotBindDoesNotStopTheOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   broken:
@@ -526,7 +526,7 @@ func TestSpawnFailureClosesConnectionAndIsCounted(t *testing.T) {
 		{"launcher failing before exec", "    rlimits: {nproc: 10, nofile: 99999999999}\n", "setrlimit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t, "tcp")
+			port := freePort(t)
 			h := start(t, `
 services:
   missing:
@@ -567,7 +567,7 @@ services:
 }
 
 func TestWaitModeChildFailingFastIsBackedOff(t *testing.T) {
-	port := freePort(t, "udp")
+	port := freePort(t)
 	h := start(t, `
 services:
   crashy:
@@ -636,7 +636,7 @@ func TestWaitModeChildLeavingItsClientWaitingIsBackedOff(t *testing.T) {
 			addr, listen := "", ""
 			switch tc.network {
 			case "udp", "tcp":
-				addr = "127.0.0.1:" + itoa(freePort(t, tc.network))
+				addr = "127.0.0.1:" + itoa(freePort(t))
 				listen = tc.network + "://" + addr
 			default:
 				addr = filepath.Join(t.TempDir(), "lazy.sock")
@@ -701,7 +701,7 @@ services:
 // found a version that judged stream sockets by their queue's length.)
 func TestWaitModeOneShotChildrenAreNotBackedOff(t *testing.T) {
 	t.Run("udp", func(t *testing.T) {
-		port := freePort(t, "udp")
+		port := freePort(t)
 		h := start(t, `
 services:
   oneshot:
@@ -740,7 +740,7 @@ services:
 			saved := suspicionLag
 			suspicionLag = 50 * time.Millisecond
 			t.Cleanup(func() { suspicionLag = saved })
-			addr := "127.0.0.1:" + itoa(freePort(t, "tcp"))
+			addr := "127.0.0.1:" + itoa(freePort(t))
 			if network == "unix" {
 				addr = filepath.Join(t.TempDir(), "oneshot.sock")
 			}
@@ -800,7 +800,7 @@ services:
 // copy of a closed fd can (Server.closeWatched): no child may start. A
 // real client afterwards is served.
 func TestWaitModeIgnoresAnEmptyReadiness(t *testing.T) {
-	port := freePort(t, "udp")
+	port := freePort(t)
 	h := start(t, `
 services:
   dgram:

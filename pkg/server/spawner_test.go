@@ -42,7 +42,7 @@ func TestSpawnersForkFromASmallTable(t *testing.T) {
 	dir := t.TempDir()
 	const sockets = 150
 	listens := unixListens(dir, sockets)
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   many:
@@ -90,7 +90,7 @@ func TestSpawnsBeyondTheInFlightBoundWaitTheirTurn(t *testing.T) {
 	old := maxInFlight
 	maxInFlight = 2
 	t.Cleanup(func() { maxInFlight = old })
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   echo:
@@ -153,7 +153,7 @@ func echo(network, addr, msg string) (string, error) {
 // The loop says when it has had nothing to do for IdleAfter, and when work
 // comes again; nothing else wakes it in between.
 func TestLoopReportsIdleAndBusy(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	cfg, err := config.Parse("test.yaml", []byte(`
 services:
   echo:
@@ -266,7 +266,7 @@ func benchConnections(b *testing.B, conc int) {
 	if _, err := os.Stat("/bin/true"); err != nil {
 		b.Skip("no /bin/true")
 	}
-	port := freePort(b, "tcp")
+	port := freePort(b)
 	h := start(b, `
 log: {level: warn}
 services:

@@ -81,7 +81,7 @@ func (h *harness) stderrLines(svc string) map[int64][]string {
 }
 
 func TestStderrOfConcurrentChildrenStaysApart(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	h := start(t, `
 services:
   shared:
@@ -123,7 +123,7 @@ services:
 }
 
 func TestStderrIsReadAcrossReloadsAndAfterItsServiceIsRemoved(t *testing.T) {
-	p1, p2 := freePort(t, "tcp"), freePort(t, "tcp")
+	p1, p2 := freePort(t), freePort(t)
 	both := `
 services:
   a:
@@ -168,7 +168,7 @@ services:
 // child making its stderr non-blocking made its siblings' stderr
 // non-blocking too.
 func TestChildrenDoNotShareStderr(t *testing.T) {
-	port := freePort(t, "tcp")
+	port := freePort(t)
 	start(t, `
 services:
   s:
