@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/superd/superd/internal/noipv6"
 	"github.com/superd/superd/internal/testport"
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/listener"
@@ -31,6 +32,18 @@ import (
 var superdBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(execWithoutIPv6) != "" {
+		// This binary stands between a test and superd: it takes IPv6
+		// away, then becomes superd (os.Args[1:]).
+		os.Unsetenv(execWithoutIPv6)
+		if err := noipv6.Deny(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		err := syscall.Exec(os.Args[1], os.Args[1:], os.Environ())
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	dir, err := os.MkdirTemp("", "superd-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -757,5 +770,54 @@ func TestSystemdUnitVerifies(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", filepath.Join(dir, "superd.service"), filepath.Join(dir, "superd.socket")).CombinedOutput()
 	if err != nil {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// execWithoutIPv6, set for this test binary, makes it exec superd with
+// IPv6 taken away (TestMain).
+const execWithoutIPv6 = "SUPERD_TEST_EXEC_WITHOUT_IPV6"
+
+// TestBarePortsServeIPv4OnAKernelWithoutIPv6 runs superd where
+// socket(AF_INET6) fails, as on a kernel booted with ipv6.disable=1: a
+// service listening on a bare port (tcp://:PORT, as the demo's do) must
+// still serve, over IPv4, as systemd's ListenStream=PORT does there.
+func TestBarePortsServeIPv4OnAKernelWithoutIPv6(t *testing.T) {
+	probe := exec.Command(os.Args[0], "/bin/true")
+	probe.Env = append(os.Environ(), execWithoutIPv6+"=1")
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("a seccomp filter cannot be installed here: %v %s", err, out)
+	}
+	port, admin := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cfg := writeFile(t, t.TempDir(), "superd.yaml", fmt.Sprintf(`
+admin: {listen: "%s"}
+services:
+  echo-tcp:
+    listen: tcp://:%d
+    internal: echo
+  echo-udp:
+    listen: udp://[::]:%d
+    internal: echo
+`, admin, port, port))
+	cmd := exec.Command(os.Args[0], superdBin, "run", "-c", cfg)
+	cmd.Env = append(os.Environ(), execWithoutIPv6+"=1")
+	r := startCommand(t, cmd, admin)
+	for _, network := range []string{"tcp", "udp"} {
+		c, err := net.DialTimeout(network, fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write([]byte("ping\n")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 16)
+		n, err := c.Read(buf)
+		c.Close()
+		if err != nil || string(buf[:n]) != "ping\n" {
+			t.Errorf("%s echo: %q, %v", network, buf[:n], err)
+		}
+	}
+	if got := strings.Count(r.stderr.String(), "this kernel has no IPv6: listening on IPv4 only"); got != 2 {
+		t.Errorf("%d warnings that the bare ports listen on IPv4 only, want 2", got)
 	}
 }

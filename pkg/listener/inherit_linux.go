@@ -18,10 +18,11 @@ type Inherited struct {
 	Name string
 }
 
-// Key is what an inherited socket is matched by: its canonical address. A
-// `[::]` socket configured with ipv6_only is not dual-stack on the wire, so
-// it is keyed as such.
+// Key is what an inherited socket is matched by: the canonical address it
+// is bound to (Bound). A `[::]` socket configured with ipv6_only is not
+// dual-stack on the wire, so it is keyed as such.
 func Key(a Address, o Options) string {
+	a = Bound(a, o)
 	if a.DualStack && o.IPv6Only {
 		a.DualStack = false
 	}

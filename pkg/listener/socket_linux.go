@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -44,6 +45,7 @@ func open(a Address, o Options) (int, error) {
 	if err := o.Validate(a); err != nil {
 		return -1, err
 	}
+	a = Bound(a, o)
 	sa, err := sockaddr(a)
 	if err != nil {
 		return -1, err
@@ -71,6 +73,31 @@ func open(a Address, o Options) (int, error) {
 	}
 	return fd, nil
 }
+
+// Bound is the address a socket for a is bound to. It is a itself, but
+// for a family-less wildcard (`tcp://:PORT`, `udp://[::]:PORT`) on a
+// kernel without IPv6 (booted with ipv6.disable=1, where socket(AF_INET6)
+// fails): there, as systemd binds ListenStream=PORT and Go's
+// net.Listen("tcp", ":PORT"), the socket is the IPv4 wildcard
+// 0.0.0.0:PORT. With ipv6_only set it stays IPv6 and fails to open.
+func Bound(a Address, o Options) Address {
+	if a.DualStack && !o.IPv6Only && !kernelHasIPv6() {
+		a.Family, a.IP, a.DualStack = IPv4, netip.IPv4Unspecified(), false
+	}
+	return a
+}
+
+// kernelHasIPv6 reports whether the kernel can make IPv6 sockets at all.
+// IPv6 switched off by sysctl (disable_ipv6) still can: [::] binds and
+// serves IPv4 clients; only ::1 and other IPv6 addresses are missing.
+var kernelHasIPv6 = sync.OnceValue(func() bool {
+	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err != unix.EAFNOSUPPORT
+	}
+	unix.Close(fd)
+	return true
+})
 
 // setup turns a fresh socket into a listening one; the caller closes fd if
 // it fails, and setup removes the socket file it may have created.

@@ -189,6 +189,10 @@ func (svc *service) startWith(s *Server, take func(config.Socket) (int, bool)) (
 				svc.setState(StateFailed)
 				return taken
 			}
+			if b := listener.Bound(sc.Address, sc.Options); b != sc.Address {
+				svc.logger().Warn("this kernel has no IPv6: listening on IPv4 only",
+					zap.String("listen", sc.Address.String()), zap.String("bound", b.String()))
+			}
 		}
 		sk := &socket{svc: svc, cfg: sc, fd: fd}
 		svc.socks = append(svc.socks, sk)
