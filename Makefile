@@ -43,9 +43,10 @@ run: build
 	fi; \
 	$(BIN)/superd check -c $$cfg && $(BIN)/superd run -c $$cfg
 
-# Programs the tests drive as real peers. Installed only when missing, so a
-# machine that has them needs no package index.
-TEST_PKGS := git socat prometheus
+# Programs the tests drive as real peers, and netbase's /etc/services, where
+# port names such as tcp://:daytime come from. Installed only when missing,
+# so a machine that has them needs no package index.
+TEST_PKGS := git socat prometheus netbase
 test-deps:
 	@missing=""; for p in $(TEST_PKGS); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; \

@@ -1,4 +1,5 @@
-// Package testport hands tests loopback ports for the servers they start.
+// Package testport hands tests loopback ports for the servers they start,
+// and says whether the IPv6 loopback address is there to test with.
 //
 // A port the kernel picked for a socket bound to :0 and then closed comes
 // from the ephemeral range (net.ipv4.ip_local_port_range, 32768–60999 by
@@ -80,6 +81,17 @@ func claim(port int) (int, bool) {
 	c.Close()
 	return port, true
 }
+
+// IPv6Loopback reports whether ::1 can be bound: containers often run
+// with IPv6 switched off, where tests of IPv6 clients have nothing to test.
+var IPv6Loopback = sync.OnceValue(func() bool {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+})
 
 // ephemeralLow is the first port of the kernel's ephemeral range.
 func ephemeralLow() int {

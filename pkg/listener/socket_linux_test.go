@@ -10,12 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/superd/superd/internal/testport"
 )
 
 // ioTimeout bounds every wait on a socket; it is a deadline, never a sleep.
@@ -41,17 +42,6 @@ func abstractName() string {
 	return fmt.Sprintf("superd-test-%d-%d", os.Getpid(), abstractSeq.Add(1))
 }
 
-// haveIPv6Loopback reports whether ::1 can be bound: containers often run
-// with IPv6 disabled, where the IPv6 tests have nothing to test.
-var haveIPv6Loopback = sync.OnceValue(func() bool {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	return unix.Bind(fd, &unix.SockaddrInet6{Addr: [16]byte{15: 1}}) == nil
-})
-
 // testAddress parses a listen string for a test: IP ports become 0 so that
 // the kernel picks a free one, DIR in a path becomes a fresh directory and
 // NAME after @ a unique abstract name.
@@ -62,7 +52,7 @@ func testAddress(t *testing.T, s string) Address {
 	}
 	s = strings.Replace(s, "@NAME", "@"+abstractName(), 1)
 	a := mustParse(t, s)
-	if a.Family == IPv6 && !haveIPv6Loopback() {
+	if a.Family == IPv6 && !testport.IPv6Loopback() {
 		t.Skip("IPv6 is disabled on this host (::1 cannot be bound)")
 	}
 	if a.Family != Unix {

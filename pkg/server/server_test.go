@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
+	"github.com/superd/superd/internal/testport"
 	"github.com/superd/superd/pkg/config"
 	"github.com/superd/superd/pkg/metrics"
 )
@@ -160,10 +161,11 @@ services:
     listen: tcp://:`+itoa(port)+`
     exec: ["{{BIN}}", "superd-helper", "report"]
 `)
-	for _, tc := range []struct{ addr, remote string }{
-		{"127.0.0.1:" + itoa(port), "127.0.0.1"},
-		{"[::1]:" + itoa(port), "::1"},
-	} {
+	clients := []struct{ addr, remote string }{{"127.0.0.1:" + itoa(port), "127.0.0.1"}}
+	if testport.IPv6Loopback() {
+		clients = append(clients, struct{ addr, remote string }{"[::1]:" + itoa(port), "::1"})
+	}
+	for _, tc := range clients {
 		r, _ := dialReport(t, "tcp", tc.addr)
 		if r.Env["REMOTE_ADDR"] != tc.remote || r.Env["TCPLOCALIP"] != tc.remote {
 			t.Errorf("via %s: REMOTE_ADDR=%q TCPLOCALIP=%q, want %q", tc.addr, r.Env["REMOTE_ADDR"], r.Env["TCPLOCALIP"], tc.remote)
