@@ -48,6 +48,9 @@ const usage = `usage:
 func main() {
 	// The launcher must do nothing but launch: see package spawn.
 	spawn.MaybeLaunch()
+	if code, ran := maybeInit(os.Args[1:]); ran {
+		os.Exit(code)
+	}
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 

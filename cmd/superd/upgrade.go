@@ -163,10 +163,11 @@ func dupListener(l net.Listener) (int, error) {
 // write end of the freed pipe and the new superd's pid on success; on
 // failure the new process is gone and the old one keeps serving.
 func (u *upgrader) start() (*os.File, int, error) {
-	if os.Getpid() == 1 {
+	if os.Getpid() == 1 || underInit {
 		// The old superd exits once the new one is ready, and the exit
-		// of a PID namespace's init kills every process in it.
-		return nil, 0, errors.New("superd is PID 1 (a container's init, say): its exit would end the new superd with it; restart the container instead")
+		// of a PID namespace's init kills every process in it; superd's
+		// own init (init.go) exits with the superd it started.
+		return nil, 0, errors.New("superd is a container's main process (PID 1, or under superd's init): its exit would end the new superd with it; restart the container instead")
 	}
 	// Collected first, so that what this superd holds is what it keeps,
 	// not garbage the collector has yet to find.

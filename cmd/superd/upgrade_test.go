@@ -47,6 +47,35 @@ func ppidOf(addr string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
+// initChild returns the one child of superd's init (host pid init): the
+// serving superd, by its pid here and in its own PID namespace.
+func initChild(t *testing.T, init int) (pid, nsPid int) {
+	t.Helper()
+	var kids []string
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", init))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	if len(kids) != 1 {
+		t.Fatalf("superd's init has children %v, want one", kids)
+	}
+	pid, _ = strconv.Atoi(kids[0])
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+			nsPid, _ = strconv.Atoi(f[len(f)-1])
+		}
+	}
+	if nsPid <= 1 {
+		t.Fatalf("superd (pid %d) has no pid of its own in the namespace:\n%s", pid, status)
+	}
+	return pid, nsPid
+}
+
 // killLater stops a process that is not the test's child (a new superd
 // reparented away from the test) when the test ends.
 func killLater(t *testing.T, pid int) {
@@ -194,35 +223,25 @@ func TestLiveUpgradeFailureKeepsTheOldOneServing(t *testing.T) {
 }
 
 // TestLiveUpgradeRefusedAsPID1 runs superd as the init of a PID namespace,
-// as in a container: a live upgrade would end with the old superd's exit,
-// which kills the namespace and the new superd in it. superd refuses and
-// goes on serving.
+// as in a container (where superd's init starts the serving superd): a
+// live upgrade would end with the old superd's exit, which ends the init
+// and the namespace with the new superd in it. superd refuses and goes on
+// serving; the init passes SIGUSR2 and SIGTERM on.
 func TestLiveUpgradeRefusedAsPID1(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("a PID namespace needs root")
-	}
-	dir := worldDir(t)
-	cfg, addr, admin := upgradeConfig(t, dir)
-	cmd := exec.Command(superdBin, "run", "-c", cfg)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
-	// Root in a container may not create namespaces.
-	probe := exec.Command("/bin/true")
-	probe.SysProcAttr = cmd.SysProcAttr
-	if err := probe.Run(); err != nil {
-		t.Skipf("cannot start a process in a new PID namespace here: %v", err)
-	}
-	r := startCommand(t, cmd, admin)
+	cfg, addr, admin := upgradeConfig(t, worldDir(t))
+	r := startAsPID1(t, cfg, admin)
 	r.cmd.Process.Signal(syscall.SIGUSR2)
 	const refused = "upgrade failed; this superd keeps serving"
 	if !waitUntil(30*time.Second, func() bool { return strings.Contains(r.stderr.String(), refused) }) {
 		t.Fatalf("no %q in the log:\n%s", refused, r.stderr.String())
 	}
-	if !strings.Contains(r.stderr.String(), "superd is PID 1") {
+	if !strings.Contains(r.stderr.String(), "superd is a container's main process") {
 		t.Errorf("the refusal does not say why:\n%s", r.stderr.String())
 	}
-	// Its child sees superd as its parent: PID 1 in the namespace.
-	if got, err := ppidOf(addr); err != nil || got != 1 {
-		t.Errorf("after the refusal: served by %d (%v), want superd, PID 1 in its namespace", got, err)
+	// Its child sees superd as its parent: the init's child.
+	_, nsPid := initChild(t, r.cmd.Process.Pid)
+	if got, err := ppidOf(addr); err != nil || got != nsPid {
+		t.Errorf("after the refusal: served by %d (%v), want superd, PID %d in its namespace", got, err, nsPid)
 	}
 	if code := r.stop(t); code != 0 {
 		t.Errorf("exit %d", code)
