@@ -15,9 +15,10 @@ import (
 	"time"
 )
 
-// startAsPID1 starts `superd run -c cfg` as the init of a new PID
-// namespace, as a container runtime does, and waits until it serves.
-func startAsPID1(t *testing.T, cfg, admin string) *running {
+// asPID1 is `superd run -c cfg` to start as the init of a new PID
+// namespace, as a container runtime does; the test skips where no PID
+// namespace can be made.
+func asPID1(t *testing.T, cfg string) *exec.Cmd {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("a PID namespace needs root")
@@ -30,7 +31,13 @@ func startAsPID1(t *testing.T, cfg, admin string) *running {
 	if err := probe.Run(); err != nil {
 		t.Skipf("cannot start a process in a new PID namespace here: %v", err)
 	}
-	return startCommand(t, cmd, admin)
+	return cmd
+}
+
+// startAsPID1 starts superd as PID 1 (asPID1) and waits until it serves.
+func startAsPID1(t *testing.T, cfg, admin string) *running {
+	t.Helper()
+	return startCommand(t, asPID1(t, cfg), admin)
 }
 
 // nsProcess is a process of a PID namespace as seen from the test's.
@@ -38,6 +45,22 @@ type nsProcess struct {
 	pid, ppid int
 	comm      string
 	state     string
+}
+
+// procStat reads /proc/PID/stat: the command name, and the fields after
+// it (state, ppid, ...; utime is f[11]). The name may hold spaces and
+// parentheses, so it ends at the last ')'.
+func procStat(pid int) (comm string, f []string, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", nil, err
+	}
+	s := string(b)
+	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || close < open {
+		return "", nil, fmt.Errorf("/proc/%d/stat: %q", pid, s)
+	}
+	return s[open+1 : close], strings.Fields(s[close+1:]), nil
 }
 
 // namespaceProcesses lists the processes in init's PID namespace.
@@ -52,34 +75,53 @@ func namespaceProcesses(init int) []nsProcess {
 		if l, err := os.Readlink(d + "/ns/pid"); err != nil || l != ns {
 			continue
 		}
-		b, err := os.ReadFile(d + "/stat")
-		if err != nil {
+		pid, _ := strconv.Atoi(filepath.Base(d))
+		comm, f, err := procStat(pid)
+		if err != nil || len(f) < 2 {
 			continue
 		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at
-		// the last ')'.
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		f := strings.Fields(s[close+1:])
-		if len(f) < 2 {
-			continue
-		}
-		p := nsProcess{comm: s[open+1 : close], state: f[0]}
-		p.pid, _ = strconv.Atoi(filepath.Base(d))
+		p := nsProcess{pid: pid, comm: comm, state: f[0]}
 		p.ppid, _ = strconv.Atoi(f[1])
 		out = append(out, p)
 	}
 	return out
 }
 
+// initChild returns the one child of superd's init (pid init here): the
+// serving superd, by its pid here and in its own PID namespace.
+func initChild(t *testing.T, init int) (pid, nsPid int) {
+	t.Helper()
+	var kids []nsProcess
+	for _, p := range namespaceProcesses(init) {
+		if p.ppid == init {
+			kids = append(kids, p)
+		}
+	}
+	if len(kids) != 1 || kids[0].comm != "superd" {
+		t.Fatalf("superd's init has children %+v, want one superd", kids)
+	}
+	pid = kids[0].pid
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
+			nsPid, _ = strconv.Atoi(f[len(f)-1])
+		}
+	}
+	if nsPid <= 1 {
+		t.Fatalf("superd (pid %d) has no pid of its own in the namespace:\n%s", pid, status)
+	}
+	return pid, nsPid
+}
+
 // TestInitReapsOrphansAndPassesSignals runs superd as a container's PID 1
 // with a service whose program leaves a background process behind. The
 // kernel hands that orphan to PID 1 — superd's init — which must reap it
 // when it exits, or it stays a zombie for the container's life. SIGTERM
-// to PID 1 reaches the serving superd, and the init exits with its status.
+// to PID 1 reaches the serving superd (SIGTSTP does not), and the init
+// exits with its status.
 func TestInitReapsOrphansAndPassesSignals(t *testing.T) {
 	dir := worldDir(t)
 	port, admin := freePort(t), fmt.Sprintf("127.0.0.1:%d", freePort(t))
@@ -88,7 +130,7 @@ admin: {listen: "%s"}
 services:
   leaver:
     listen: tcp://127.0.0.1:%d
-    exec: [/bin/sh, -c, 'sleep 1 </dev/null >/dev/null 2>&1 & echo left']
+    exec: [/bin/sh, -c, 'sleep 60 </dev/null >/dev/null 2>&1 & echo left']
 %s`, admin, port, userLine()))
 	r := startAsPID1(t, cfg, admin)
 	init := r.cmd.Process.Pid
@@ -104,9 +146,11 @@ services:
 	if err != nil || strings.TrimSpace(string(b)) != "left" {
 		t.Fatalf("service answered %q, %v", b, err)
 	}
+	var orphan int
 	orphaned := func() bool {
 		for _, p := range namespaceProcesses(init) {
 			if p.comm == "sleep" && p.ppid == init {
+				orphan = p.pid
 				return true
 			}
 		}
@@ -115,6 +159,7 @@ services:
 	if !waitUntil(10*time.Second, orphaned) {
 		t.Fatalf("the background sleep never became PID 1's: %+v", namespaceProcesses(init))
 	}
+	syscall.Kill(orphan, syscall.SIGKILL)
 	// Once it has exited, only the init and superd are left: the orphan
 	// was reaped, not kept as a zombie.
 	onlyTwo := func() bool {
@@ -130,36 +175,70 @@ services:
 		t.Fatalf("after the orphan's exit the namespace holds %+v, want only the init (%d) and superd (%d)",
 			namespaceProcesses(init), init, superd)
 	}
+	// A terminal's stop signal is not passed on: a stopped superd would
+	// not act on the SIGTERM after it, and the init would not exit.
+	r.cmd.Process.Signal(syscall.SIGTSTP)
 	if code := r.stop(t); code != 0 {
-		t.Errorf("init exited %d after SIGTERM, want superd's 0", code)
+		t.Errorf("init exited %d after SIGTSTP and SIGTERM, want superd's 0", code)
 	}
 	if !strings.Contains(r.stderr.String(), "signal received; stopping") {
 		t.Errorf("superd did not log the SIGTERM passed on:\n%s", r.stderr.String())
 	}
 }
 
-// TestInitExitsWithSuperdsStatus: a superd that cannot start (here, an
-// invalid configuration: exit 1) ends the init with the same status.
+// TestInitExitsWithSuperdsStatus: superd killed by a signal ends its init
+// with 128 + the signal's number, as a shell reports it.
 func TestInitExitsWithSuperdsStatus(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("a PID namespace needs root")
+	cfg, _, admin := upgradeConfig(t, worldDir(t))
+	r := startAsPID1(t, cfg, admin)
+	superd, _ := initChild(t, r.cmd.Process.Pid)
+	syscall.Kill(superd, syscall.SIGKILL)
+	select {
+	case err := <-r.exited:
+		r.exited <- err
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 128+int(syscall.SIGKILL) {
+			t.Errorf("init ended with %v, want exit %d", err, 128+int(syscall.SIGKILL))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the init did not exit after superd was killed")
 	}
-	cfg := writeFile(t, t.TempDir(), "superd.yaml", "services:\n  x:\n    listen: nowhere\n")
-	cmd := exec.Command(superdBin, "run", "-c", cfg)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+}
+
+// TestInitHoldsSignalsUntilSuperdCatchesThem sends SIGTERM as soon as the
+// init has started superd, while superd most likely still starts up: the
+// init holds it until superd catches signals, and superd then stops as
+// asked (exit 0) instead of being killed by it (143).
+func TestInitHoldsSignalsUntilSuperdCatchesThem(t *testing.T) {
+	cfg, _, _ := upgradeConfig(t, worldDir(t))
+	cmd := asPID1(t, cfg)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		t.Fatal("superd with an invalid configuration exited 0 as PID 1")
-	case !errors.As(err, &exit):
-		t.Skipf("cannot start a process in a new PID namespace here: %v", err)
-	case exit.ExitCode() != exitConfig:
-		t.Errorf("exit %d, want %d (a configuration error)\n%s", exit.ExitCode(), exitConfig, stderr.String())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(stderr.String(), "superd.yaml:3:") {
-		t.Errorf("the configuration error did not reach stderr:\n%s", stderr.String())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+	// The init catches signals before it starts superd.
+	started := func() bool {
+		for _, p := range namespaceProcesses(cmd.Process.Pid) {
+			if p.ppid == cmd.Process.Pid {
+				return true
+			}
+		}
+		return false
+	}
+	if !waitUntil(10*time.Second, started) {
+		t.Fatal("the init started no superd")
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("SIGTERM during start-up: %v, want exit 0\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("SIGTERM during start-up: the init did not exit")
 	}
 }

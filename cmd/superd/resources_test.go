@@ -18,13 +18,10 @@ import (
 // cpuSeconds is a process's user+system CPU time from /proc.
 func cpuSeconds(t *testing.T, pid int) float64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		t.Fatal(err)
+	_, f, err := procStat(pid)
+	if err != nil || len(f) < 13 {
+		t.Fatalf("stat of %d: %v", pid, err)
 	}
-	// Fields after the ")" that ends the command name: utime is the 12th,
-	// stime the 13th.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
 	return (ut + st) / 100 // USER_HZ

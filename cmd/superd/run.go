@@ -136,6 +136,15 @@ func newLogger(c config.Log) (*zap.Logger, error) {
 
 // runCmd serves in the foreground until SIGTERM or SIGINT.
 func runCmd(args []string, stderr io.Writer) error {
+	// Signals first, so a TERM that arrives while the configuration is
+	// read or sockets are bound is not fatal: it is handled once superd
+	// serves. An explicit list: with none, os/signal would also deliver
+	// the runtime's SIGURG.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	initMayForward()
+
 	cg := readCgroupMemory()
 	mem := newIdleMemory(cg) // reads GOGC and GOMEMLIMIT before startupMemory changes them
 	started := startupMemory(cg)
@@ -152,13 +161,6 @@ func runCmd(args []string, stderr io.Writer) error {
 	if err := spawn.CloseInheritedOnExec(); err != nil {
 		return runtimeError{err}
 	}
-
-	// Signals first, so a TERM that arrives while sockets are being bound
-	// is not fatal. An explicit list: with none, os/signal would also
-	// deliver the runtime's SIGURG.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
 
 	// The binary to run on a live upgrade: the path this one was started
 	// from, whatever file is there by then.

@@ -47,35 +47,6 @@ func ppidOf(addr string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
-// initChild returns the one child of superd's init (host pid init): the
-// serving superd, by its pid here and in its own PID namespace.
-func initChild(t *testing.T, init int) (pid, nsPid int) {
-	t.Helper()
-	var kids []string
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", init))
-	for _, f := range tasks {
-		b, _ := os.ReadFile(f)
-		kids = append(kids, strings.Fields(string(b))...)
-	}
-	if len(kids) != 1 {
-		t.Fatalf("superd's init has children %v, want one", kids)
-	}
-	pid, _ = strconv.Atoi(kids[0])
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "NSpid:" {
-			nsPid, _ = strconv.Atoi(f[len(f)-1])
-		}
-	}
-	if nsPid <= 1 {
-		t.Fatalf("superd (pid %d) has no pid of its own in the namespace:\n%s", pid, status)
-	}
-	return pid, nsPid
-}
-
 // killLater stops a process that is not the test's child (a new superd
 // reparented away from the test) when the test ends.
 func killLater(t *testing.T, pid int) {
