@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -136,15 +134,8 @@ services:
 	init := r.cmd.Process.Pid
 	superd, _ := initChild(t, init)
 
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	b, err := io.ReadAll(c)
-	c.Close()
-	if err != nil || strings.TrimSpace(string(b)) != "left" {
-		t.Fatalf("service answered %q, %v", b, err)
+	if got, err := answer(fmt.Sprintf("127.0.0.1:%d", port)); err != nil || got != "left" {
+		t.Fatalf("service answered %q, %v", got, err)
 	}
 	var orphan int
 	orphaned := func() bool {

@@ -32,19 +32,26 @@ func copyBinary(t *testing.T, dir string) string {
 	return p
 }
 
-// ppidOf asks the service for its child's parent pid: which superd served.
-func ppidOf(addr string) (int, error) {
+// answer connects to a TCP service and reads what it says until it
+// closes, without surrounding white space.
+func answer(addr string) (string, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
-		return 0, err
+		return "", err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	b, err := io.ReadAll(c)
+	return strings.TrimSpace(string(b)), err
+}
+
+// ppidOf asks the service for its child's parent pid: which superd served.
+func ppidOf(addr string) (int, error) {
+	s, err := answer(addr)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
+	return strconv.Atoi(s)
 }
 
 // killLater stops a process that is not the test's child (a new superd
