@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -231,5 +232,43 @@ func TestInitHoldsSignalsUntilSuperdCatchesThem(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("SIGTERM during start-up: the init did not exit")
+	}
+}
+
+// TestSocketsPassedToPID1AreServedWithoutInit: a superd started as PID 1
+// with sockets meant for it (LISTEN_FDS, LISTEN_PID=1) serves them itself,
+// as PID 1, since they would not survive a hand-over to a child; it
+// refuses a live upgrade there too.
+func TestSocketsPassedToPID1AreServedWithoutInit(t *testing.T) {
+	cfg, addr, admin := upgradeConfig(t, worldDir(t))
+	cmd := asPID1(t, cfg)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{f}
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_PID=1")
+	r := startCommand(t, cmd, admin)
+	f.Close()
+	if ps := namespaceProcesses(r.cmd.Process.Pid); len(ps) != 1 {
+		t.Errorf("the namespace holds %+v, want superd alone", ps)
+	}
+	// Served at all means adopted: had superd not taken the socket, it
+	// would have held it unused and failed to bind the address itself.
+	if got, err := ppidOf(addr); err != nil || got != 1 {
+		t.Errorf("served by %d (%v), want superd as PID 1", got, err)
+	}
+	r.cmd.Process.Signal(syscall.SIGUSR2)
+	const refused = "superd is a container's main process"
+	if !waitUntil(30*time.Second, func() bool { return strings.Contains(r.stderr.String(), refused) }) {
+		t.Fatalf("no %q in the log:\n%s", refused, r.stderr.String())
+	}
+	if code := r.stop(t); code != 0 {
+		t.Errorf("exit %d", code)
 	}
 }
