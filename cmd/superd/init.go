@@ -95,10 +95,14 @@ func runInit(args []string) int {
 		return exitRuntime
 	}
 	// By its path rather than /proc/self/exe, so that its name (comm,
-	// what ps and pgrep show) is superd's.
+	// what ps and pgrep show) is superd's; as it was started where /proc
+	// cannot say (not mounted).
 	exe, err := os.Executable()
 	if err != nil {
-		exe = "/proc/self/exe"
+		if exe, err = exec.LookPath(os.Args[0]); err != nil {
+			fmt.Fprintln(os.Stderr, "superd: init: cannot find superd's own executable:", err)
+			return exitRuntime
+		}
 	}
 	cmd := exec.Command(exe, args...)
 	cmd.Args[0] = os.Args[0]
